@@ -1,0 +1,43 @@
+"""mobstore.actors: the trio runtime of mobstore, and its public API.
+
+    import trio
+    from mobstore.actors import open_store, NewMobEvent
+
+    async def main():
+        async with open_store("agents.db") as store:
+            ev = await store.mob("mob-a").events.append(NewMobEvent("meerkat_spawned", {"meerkat_id": "m1"}))
+            print(ev.cursor)
+
+    trio.run(main)
+"""
+
+from mobstore.storage import ActorCrashed as ActorCrashed
+from mobstore.storage import CasConflict as CasConflict
+from mobstore.storage import DecodeError as DecodeError
+from mobstore.storage import GenerationConflict as GenerationConflict
+from mobstore.storage import IncompatibleStore as IncompatibleStore
+from mobstore.storage import InvalidInput as InvalidInput
+from mobstore.storage import InvalidTransition as InvalidTransition
+from mobstore.storage import MobEvent as MobEvent
+from mobstore.storage import MobStoreError as MobStoreError
+from mobstore.storage import NewMobEvent as NewMobEvent
+from mobstore.storage import NotFound as NotFound
+from mobstore.storage import ReadFailed as ReadFailed
+from mobstore.storage import SpecRevisionConflict as SpecRevisionConflict
+from mobstore.storage import StaleCursor as StaleCursor
+from mobstore.storage import StoreClosed as StoreClosed
+from mobstore.storage import StoreIOError as StoreIOError
+from mobstore.storage import StoreLocked as StoreLocked
+from mobstore.storage import WriteFailed as WriteFailed
+
+from ._committer import CommitterStatistics as CommitterStatistics
+from ._kernel import ActorStatistics as ActorStatistics
+from ._mob import Mob as Mob
+from ._mob import MobEvents as MobEvents
+from ._runtime import Runtime as Runtime
+from ._store import Store as Store
+from ._store import StoreStatistics as StoreStatistics
+from ._store import open_store as open_store
+from ._supervisor import SupervisorConfig as SupervisorConfig
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,154 @@
+"""The actor kernel: a mailbox, and the loop one incarnation of an actor runs.
+
+An actor owns one entity (a mob, a runtime id, the realm). Its mailbox is a bounded trio
+memory channel that belongs to the *slot*, not to the incarnation: when an incarnation
+crashes, the requests still queued stay in the mailbox and the next incarnation serves them.
+
+One loop turn: wait for a request, take every other request already waiting (up to
+``max_batch``), hand them to the committer as one group (ownership passes synchronously), wait
+until that group is committed, then let the behaviour update its in-memory state. Each request
+is one message and one SAVEPOINT, so the mailbox order is the apply order and no lock is needed.
+
+Crash semantics: requests the incarnation took but had not yet handed to the committer are
+answered with ``ActorCrashed`` by the supervisor (they were not applied). Requests already
+handed over are answered by the committer with their real outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import trio
+
+from ._committer import Committer
+from ._request import Request
+
+
+class Behaviour(Protocol):
+    """What makes an actor kind: how it restores its state, and how it follows commits."""
+
+    async def recover(self) -> None:
+        """Rebuild in-memory state from the database (at every (re)start)."""
+
+    def committed(self, requests: list[Request]) -> None:
+        """Called after a group was answered (successes and failures alike)."""
+
+
+#: A crash hook: ``hook(actor_key, requests)`` runs before each group is handed to the
+#: committer and may raise to simulate a crash there. ``None`` in production (one ``if``).
+CrashHook = Callable[[str, list[Request]], None]
+
+
+@attrs.frozen
+class ActorStatistics:
+    """A snapshot of one actor's counters (``Mob.statistics()``, ``Store.statistics()``)."""
+
+    key: str
+    state: str  #: "running", "backoff", "escalated", "stopped"
+    queue_depth: int
+    queue_peak: int
+    handled: int  #: requests answered with a result
+    failed: int  #: requests answered with an error (including ActorCrashed)
+    restarts: int
+
+
+class Slot:
+    """The durable part of an actor: key, mailbox, counters, and the incarnation's in-flight
+    requests."""
+
+    def __init__(self, key: str, mailbox_size: int) -> None:
+        self.key = key
+        self.send, self.receive = trio.open_memory_channel[Request](mailbox_size)
+        self.state = "running"
+        self.taken: list[Request] = []
+        self.peak = 0
+        self.handled = 0
+        self.failed = 0
+        self.restarts = 0
+        self.escalation: BaseException | None = None
+        self.finished = trio.Event()
+
+    def statistics(self) -> ActorStatistics:
+        depth = self.receive.statistics().current_buffer_used
+        return ActorStatistics(self.key, self.state, depth, self.peak, self.handled, self.failed, self.restarts)
+
+
+
+async def run_incarnation(
+    slot: Slot,
+    behaviour: Behaviour,
+    committer: Committer,
+    *,
+    idle_timeout: float | None,
+    max_batch: int,
+    crash_hook: CrashHook | None,
+    passivate: Callable[[Slot], None],
+) -> None:
+    """Serve ``slot``'s mailbox until it is closed (returns) or idle (passivates, returns).
+
+    Raises whatever the behaviour or the crash hook raises: the supervisor restarts it.
+    """
+    await behaviour.recover()
+    receive = slot.receive
+    timeout = math.inf if idle_timeout is None else idle_timeout
+    while True:
+        try:
+            # Fast path under load: the mailbox already holds the next requests, so no
+            # timeout scope is needed (it costs as much as the rest of the turn).
+            first = receive.receive_nowait()
+        except trio.WouldBlock:
+            first = None
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return
+        if first is None:
+            with trio.move_on_after(timeout) as idle:
+                try:
+                    first = await receive.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    return
+        else:
+            await trio.lowlevel.checkpoint()  # let other actors run between turns
+            idle = None
+        if idle is not None and idle.cancelled_caught:
+            # Idle for idle_timeout (receive is atomic under cancellation: nothing was taken).
+            # Passivate if the mailbox is still empty; this check and the closing are one
+            # synchronous step, so a sender either got in before, or finds the mailbox
+            # closed and starts a fresh actor.
+            if receive.statistics().current_buffer_used == 0:
+                passivate(slot)
+                return
+            continue
+        batch = _drain(first, receive, max_batch)
+        if len(batch) > slot.peak:  # the deepest the mailbox was when the actor looked
+            slot.peak = len(batch)
+        if not batch:
+            continue
+        slot.taken = batch
+        if crash_hook is not None:
+            crash_hook(slot.key, batch)
+        # Ownership passes to the committer synchronously; from here on it answers them.
+        done = committer.submit(batch)
+        slot.taken = []
+        # Paces the actor (one group in flight) so `committed` sees results in order.
+        await done.wait()
+        for r in batch:
+            if r.error is None:
+                slot.handled += 1
+            else:
+                slot.failed += 1
+        behaviour.committed(batch)
+
+
+def _drain(first: Request, receive: trio.MemoryReceiveChannel[Request], max_batch: int) -> list[Request]:
+    batch = [first] if first.take() else []
+    while len(batch) < max_batch:
+        try:
+            r = receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            break
+        if r.take():
+            batch.append(r)
+    return batch

@@ -1,0 +1,34 @@
+"""The mob actor's behaviour: what a mob actor remembers between messages.
+
+State is a cache of the database, rebuilt by ``recover`` at every (re)start: today the last
+committed cursor (``head``), which later capabilities (live tails, ``wait_cursor``) follow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mobstore.storage import AppendEvents, _events
+
+from ._request import Request
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+
+class MobBehaviour:
+    def __init__(self, store: Store, mob_id: str) -> None:
+        self._store = store
+        self.mob_id = mob_id
+        self.head = 0
+
+    async def recover(self) -> None:
+        self.head = await self._store._read(_events.last_cursor, self.mob_id)
+
+    def committed(self, requests: list[Request]) -> None:
+        for r in requests:
+            if r.results is None:
+                continue
+            for cmd, res in zip(r.commands, r.results):
+                if type(cmd) is AppendEvents and res:
+                    self.head = res[-1].cursor

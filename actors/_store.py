@@ -1,0 +1,223 @@
+"""The ``Store`` facade and ``open_store``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from mobstore.storage import ActorCrashed, Command, Database, InvalidInput, StoreClosed
+from mobstore.storage._codec import check_id
+
+from ._committer import Committer, CommitterStatistics
+from ._kernel import ActorStatistics, Behaviour, CrashHook
+from ._mob import Mob
+from ._mob_actor import MobBehaviour
+from ._request import Request
+from ._runtime import Runtime
+from ._supervisor import Supervisor, SupervisorConfig
+
+T = TypeVar("T")
+
+
+class _Idle:
+    """The behaviour of actors that keep no in-memory state (yet)."""
+
+    async def recover(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def committed(self, requests: list[Request]) -> None:
+        pass
+
+
+@attrs.frozen
+class StoreStatistics:
+    """A snapshot of a store's counters (``store.statistics()``)."""
+
+    path: str | None
+    durability: str
+    actors_alive: int
+    actors_started: int
+    restarts: int
+    passivated: int
+    escalated: tuple[str, ...]
+    queue_depth: int  #: requests waiting in all mailboxes
+    committer: CommitterStatistics
+    actors: tuple[ActorStatistics, ...]
+
+
+class Store:
+    """An open store. Get one from :func:`open_store`; every method is safe to call from any
+    task of the trio run that opened it."""
+
+    def __init__(self, db: Database, nursery: trio.Nursery, committer: Committer, config: SupervisorConfig, crash_hook: CrashHook | None) -> None:
+        self._db = db
+        self._committer = committer
+        self._closed = False
+        self._supervisor = Supervisor(nursery, committer, self._behaviour, config, crash_hook)
+
+    def _behaviour(self, key: str) -> Behaviour:
+        kind, _, ident = key.partition(":")
+        if kind == "mob":
+            return MobBehaviour(self, ident)
+        return _Idle()
+
+    # -- handles ---------------------------------------------------------------------------
+
+    def mob(self, mob_id: str) -> Mob:
+        """The handle of mob ``mob_id`` (cheap; its actor starts on first use)."""
+        return Mob(self, check_id(mob_id, "mob_id"))
+
+    def runtime(self, runtime_id: str) -> Runtime:
+        """The handle of runtime ``runtime_id`` (its actor starts on first use)."""
+        return Runtime(self, check_id(runtime_id, "runtime_id"))
+
+    @property
+    def path(self) -> str | None:
+        """The store file, or ``None`` for an in-memory store."""
+        return self._db.path
+
+    # -- plumbing used by the handles ------------------------------------------------------
+
+    async def _call(self, key: str, commands: Sequence[Command], *, single: bool = True) -> Any:
+        """Send one message to ``key``'s actor and wait for its answer.
+
+        Atomic with respect to cancellation: if this raises ``Cancelled``, nothing was
+        applied; if it returns, everything was (see ``_request``).
+        """
+        if self._closed:
+            raise StoreClosed()
+        req = Request(commands, single=single)
+        sup = self._supervisor
+        while True:
+            slot = sup.slot(key)
+            if slot.state == "escalated":
+                raise ActorCrashed(key, slot.escalation, escalated=True)
+            try:
+                try:
+                    slot.send.send_nowait(req)
+                except trio.WouldBlock:
+                    await slot.send.send(req)  # backpressure: a full mailbox makes us wait
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                if self._closed:
+                    raise StoreClosed() from None
+                continue  # passivated or escalated meanwhile: look the slot up again
+            return await req.wait()
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read function on a reader connection in a worker thread.
+
+        Sees every write acknowledged before it was called. Cancellation waits for the read
+        to finish (it is never abandoned mid-query).
+        """
+        if self._closed:
+            raise StoreClosed()
+        return await trio.to_thread.run_sync(partial(self._db.read, fn, *args))
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def statistics(self) -> StoreStatistics:
+        """Counters of the store: actors, restarts, queue depths, commits and batch sizes."""
+        sup = self._supervisor
+        actors = tuple(sup.actor_statistics())
+        return StoreStatistics(
+            path=self._db.path,
+            durability=self._db.durability,
+            actors_alive=sum(1 for a in actors if a.state in ("running", "backoff")),
+            actors_started=sup.started,
+            restarts=sup.restarts,
+            passivated=sup.passivated,
+            escalated=tuple(sup.escalated),
+            queue_depth=sum(a.queue_depth for a in actors),
+            committer=self._committer.statistics(),
+            actors=actors,
+        )
+
+    async def _aclose(self) -> None:
+        # Order matters: refuse new calls, let actors hand over what they accepted, let the
+        # committer commit it, then close the database (in a thread: it may checkpoint).
+        self._closed = True
+        await self._supervisor.aclose()
+        self._committer.close()
+
+
+_TUNING = {f.name for f in attrs.fields(SupervisorConfig)}
+
+
+@asynccontextmanager
+async def open_store(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    durability: str = "full",
+    clock: Callable[[], datetime] | None = None,
+    group_commit: bool = True,
+    readers: int = 2,
+    crash_hook: CrashHook | None = None,
+    **tuning: Any,
+) -> AsyncIterator[Store]:
+    """Open a store: a file at ``path``, or a private in-memory store when ``path`` is None.
+
+    Example::
+
+        async with open_store("agents.db") as store:
+            ev = await store.mob("mob-a").events.append(NewMobEvent("meerkat_spawned"))
+
+    Args:
+        path: the SQLite file (created with its directories if missing).
+        durability: ``"full"`` (fsync per commit; survives power loss) or ``"normal"``
+            (survives a crash of the process; the last commits may be lost on power loss).
+        clock: returns the current UTC time for timestamps (default: the wall clock). It is
+            called from the commit thread.
+        group_commit: commit every waiting request in one transaction (default). ``False``
+            gives each request its own transaction (a baseline for benchmarks).
+        readers: reader connections of a file store.
+        crash_hook: fault injection (``mobstore.actors.testing``); ``None`` in production.
+        **tuning: fields of :class:`SupervisorConfig` (``mailbox_size``, ``idle_timeout``...).
+
+    On exit the store stops accepting calls (they raise ``StoreClosed``), commits everything
+    it had accepted, and closes the file. This drain runs shielded from cancellation of the
+    enclosing scope, so accepted work is never dropped because the caller was cancelled.
+
+    Raises:
+        StoreLocked: another open store owns the file.
+        IncompatibleStore: the file is foreign or from a newer mobstore (it is not touched).
+        InvalidInput: a bad option.
+    """
+    unknown = set(tuning) - _TUNING
+    if unknown:
+        raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
+    config = SupervisorConfig(**tuning)
+    db = await trio.to_thread.run_sync(
+        partial(Database.open, path, durability=durability, clock=clock, readers=readers)
+    )
+    try:
+        async with trio.open_nursery() as outer:
+            system = trio.CancelScope(shield=True)
+            committer = Committer(db, group_commit=group_commit, max_batch=max(1024, config.max_batch))
+            store_box: list[Store] = []
+
+            async def system_tasks(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                # Actors and the committer run shielded: a cancelled caller scope does not
+                # tear them down mid-drain; shutdown is explicit (Store._aclose).
+                with system:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(committer.run)
+                        store_box.append(Store(db, nursery, committer, config, crash_hook))
+                        task_status.started()
+
+            await outer.start(system_tasks)
+            store = store_box[0]
+            try:
+                yield store
+            finally:
+                with trio.CancelScope(shield=True):
+                    await store._aclose()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(db.close)

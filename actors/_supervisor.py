@@ -1,0 +1,175 @@
+"""The supervisor: starts actors lazily, restarts them, escalates, passivates.
+
+Theory of operation
+-------------------
+Every actor lives in a :class:`~._kernel.Slot` keyed by ``"mob:<id>"``, ``"runtime:<id>"``
+or ``"realm"``. :meth:`Supervisor.slot` returns the live slot for a key, creating it and
+starting its supervision task in the store's nursery on first use.
+
+The supervision task runs incarnations one after another:
+
+* An incarnation that returns normally ends the slot: the mailbox was closed (store
+  closing) or the actor passivated after ``idle_timeout`` without messages. A passivated slot
+  is removed from the registry first, so the next call for that key starts a fresh actor that
+  restores its state from the database.
+* An incarnation that raises has crashed. Requests it had taken but not handed to the
+  committer are answered with ``ActorCrashed`` (they were not applied; requests already with
+  the committer get their true outcome). If the crash is the ``max_restarts``-th within
+  ``restart_window`` seconds, the supervisor *escalates*: the slot is marked escalated, every
+  queued request and every later call for that key gets ``ActorCrashed(escalated=True)``, and
+  the store's statistics name it. Otherwise it sleeps an exponential backoff (``backoff_base *
+  2**(n-1)`` capped at ``backoff_max``, n = crashes in the window) and starts the next
+  incarnation, which serves the queued requests in order.
+
+Restart-intensity limits as in Erlang/OTP; unlike mobkit's fixed budget (SEMANTICS.md §8.4)
+the window forgets old crashes, so a rare crash never accumulates into a shutdown.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from mobstore.storage import ActorCrashed, StoreClosed
+
+from ._committer import Committer
+from ._kernel import ActorStatistics, Behaviour, CrashHook, Slot, run_incarnation
+
+
+@attrs.frozen
+class SupervisorConfig:
+    """Tuning of supervision; every field can be passed to ``open_store`` by name."""
+
+    mailbox_size: int = 256  #: bounded mailbox: a flooded actor makes its callers wait
+    max_batch: int = 256  #: the most requests one actor hands to the committer at once
+    idle_timeout: float | None = 300.0  #: seconds without messages before passivation
+    backoff_base: float = 0.01  #: first restart delay, seconds; doubles per crash in the window
+    backoff_max: float = 1.0  #: the longest restart delay, seconds
+    max_restarts: int = 5  #: restarts allowed within restart_window; one more crash escalates
+    restart_window: float = 10.0  #: seconds over which crashes are counted
+
+
+class Supervisor:
+    """Owns every actor slot of a store."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        committer: Committer,
+        factory: Callable[[str], Behaviour],
+        config: SupervisorConfig,
+        crash_hook: CrashHook | None = None,
+    ) -> None:
+        self._nursery = nursery
+        self._committer = committer
+        self._factory = factory
+        self._config = config
+        self.crash_hook = crash_hook
+        self._slots: dict[str, Slot] = {}
+        self._closing = False
+        self.started = 0
+        self.restarts = 0
+        self.passivated = 0
+        self.escalated: list[str] = []
+
+    def slot(self, key: str) -> Slot:
+        """The live slot for ``key``, started on first use. Synchronous."""
+        slot = self._slots.get(key)
+        if slot is None:
+            if self._closing:
+                raise StoreClosed()
+            slot = Slot(key, self._config.mailbox_size)
+            self._slots[key] = slot
+            self.started += 1
+            self._nursery.start_soon(self._supervise, slot, self._factory(key), name=f"mobstore actor {key}")
+        return slot
+
+    async def _supervise(self, slot: Slot, behaviour: Behaviour) -> None:
+        cfg = self._config
+        crashes: deque[float] = deque()
+        try:
+            while True:
+                try:
+                    await run_incarnation(
+                        slot,
+                        behaviour,
+                        self._committer,
+                        idle_timeout=cfg.idle_timeout,
+                        max_batch=cfg.max_batch,
+                        crash_hook=self.crash_hook,
+                        passivate=self._passivate,
+                    )
+                    return
+                except Exception as exc:  # noqa: BLE001 - any crash of actor code is supervised
+                    self._answer_taken(slot, exc)
+                    now = trio.current_time()
+                    crashes.append(now)
+                    while crashes and crashes[0] < now - cfg.restart_window:
+                        crashes.popleft()
+                    if len(crashes) > cfg.max_restarts:
+                        self._escalate(slot, exc)
+                        return
+                    slot.state = "backoff"
+                    await trio.sleep(min(cfg.backoff_base * 2 ** (len(crashes) - 1), cfg.backoff_max))
+                    slot.restarts += 1
+                    self.restarts += 1
+                    slot.state = "running"
+                    behaviour = self._factory(slot.key)
+        finally:
+            if slot.state != "escalated":
+                slot.state = "stopped"
+            self._answer_queued(slot, lambda: StoreClosed("the store closed before this request was taken"))
+            slot.finished.set()
+
+    @staticmethod
+    def _answer_taken(slot: Slot, exc: BaseException) -> None:
+        taken, slot.taken = slot.taken, []
+        for r in taken:
+            slot.failed += 1
+            r.fail(ActorCrashed(slot.key, exc))
+
+    def _escalate(self, slot: Slot, exc: BaseException) -> None:
+        slot.state = "escalated"
+        slot.escalation = exc
+        self.escalated.append(slot.key)
+        slot.send.close()
+        self._answer_queued(slot, lambda: ActorCrashed(slot.key, exc, escalated=True))
+
+    @staticmethod
+    def _answer_queued(slot: Slot, error: Callable[[], BaseException]) -> None:
+        while True:
+            try:
+                r = slot.receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if r.take():
+                slot.failed += 1
+                r.fail(error())  # type: ignore[arg-type]
+        slot.receive.close()
+
+    def _passivate(self, slot: Slot) -> None:
+        if self._slots.get(slot.key) is slot:
+            del self._slots[slot.key]
+        slot.send.close()
+        slot.receive.close()
+        self.passivated += 1
+
+    # -- lifetime and introspection --------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop taking new work; let every actor drain its mailbox; wait for them all."""
+        self._closing = True
+        slots = list(self._slots.values())
+        for s in slots:
+            s.send.close()
+        for s in slots:
+            await s.finished.wait()
+
+    def actor_statistics(self) -> list[ActorStatistics]:
+        return [s.statistics() for s in self._slots.values()]
+
+    def get(self, key: str) -> Slot | None:
+        return self._slots.get(key)

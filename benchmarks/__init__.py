@@ -1,0 +1,1 @@
+"""mobstore.benchmarks: workloads and the harness behind ``mobstore bench``."""

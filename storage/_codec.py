@@ -1,0 +1,140 @@
+"""The JSON codec, time and identifier rules shared by every store.
+
+Opaque user JSON (event payloads, step outputs, spec definitions, config...) is accepted only
+if it is plain JSON: ``dict`` with ``str`` keys, ``list``/``tuple``, ``str``, ``int`` (within
+signed 64 bits), finite ``float``, ``bool`` and ``None``. Anything else is
+:class:`InvalidInput` naming the path of the offending value, raised *before* any write.
+It is encoded as compact UTF-8 JSON text; key order is preserved on a round trip.
+
+Times are timezone-aware UTC ``datetime`` values, stored as integer microseconds since the
+Unix epoch (so they sort and compare in SQL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ._errors import DecodeError, InvalidInput
+
+MAX_ID_LEN = 256
+MAX_INT = 2**63 - 1
+#: The largest encoded size of one opaque JSON value (a payload, an output, a definition).
+MAX_JSON_BYTES = 1 << 20
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+_loads = json.loads
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    # A hand-written walk: json.dumps would silently turn int keys into strings and accept
+    # NaN-free floats only at the top. This gives the exact path of what is wrong.
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return
+    if t is int:
+        if -(2**63) <= value <= MAX_INT:
+            return
+        raise InvalidInput(path, f"integer {value} does not fit in 64 bits")
+    if t is float:
+        if math.isfinite(value):
+            return
+        raise InvalidInput(path, f"{value} is not a finite number; JSON has no NaN or infinity")
+    if depth > 64:
+        raise InvalidInput(path, "nested deeper than 64 levels")
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise InvalidInput(path, f"key {k!r} is a {type(k).__name__}; JSON keys are strings")
+            _check_json(v, f"{path}[{k!r}]", depth + 1)
+        return
+    if t is list or t is tuple:
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]", depth + 1)
+        return
+    raise InvalidInput(path, f"{type(value).__name__} is not JSON (dict, list, str, int, float, bool, None)")
+
+
+def encode_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """Validate ``value`` as plain JSON and return its compact text.
+
+    Raises:
+        InvalidInput: naming ``field`` and the path inside it, if ``value`` is not plain JSON
+            or its encoding is longer than ``max_bytes``.
+    """
+    _check_json(value, field, 0)
+    text = _dumps(value)
+    # len(text) is a lower bound of the UTF-8 size; only measure bytes when it may matter.
+    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
+        raise InvalidInput(field, f"encodes to more than {max_bytes} bytes of JSON")
+    return text
+
+
+def encode_object(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """Like :func:`encode_json`, but the value must be a JSON object (a ``dict``)."""
+    if type(value) is not dict:
+        raise InvalidInput(field, f"must be a dict (a JSON object), got {type(value).__name__}")
+    return encode_json(value, field, max_bytes=max_bytes)
+
+
+def decode_json(text: str | bytes, what: str) -> Any:
+    """Decode stored JSON text; a failure is :class:`DecodeError` naming ``what``."""
+    try:
+        return _loads(text)
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(what, f"stored JSON is malformed ({exc})") from exc
+
+
+def check_id(value: Any, field: str) -> str:
+    """Return ``value`` if it is a valid identifier: a non-empty ``str`` of at most
+    256 characters without NUL; otherwise raise :class:`InvalidInput`."""
+    if type(value) is not str:
+        raise InvalidInput(field, f"must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > MAX_ID_LEN:
+        raise InvalidInput(field, f"is {len(value)} characters long; the limit is {MAX_ID_LEN}")
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return value
+
+
+def check_count(value: Any, field: str) -> int:
+    """Return ``value`` if it is an ``int`` in ``0..2**63-1``; otherwise :class:`InvalidInput`."""
+    if type(value) is not int:
+        raise InvalidInput(field, f"must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise InvalidInput(field, f"must not be negative, got {value}")
+    if value > MAX_INT:
+        raise InvalidInput(field, f"{value} exceeds the 64-bit limit {MAX_INT}")
+    return value
+
+
+def check_time(value: Any, field: str) -> datetime:
+    """Return ``value`` in UTC if it is a timezone-aware ``datetime``."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "must be timezone-aware (UTC); got a naive datetime")
+    return value.astimezone(timezone.utc)
+
+
+def time_to_micros(value: datetime) -> int:
+    """UTC datetime -> integer microseconds since the epoch (exact)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def micros_to_time(value: int) -> datetime:
+    """Integer microseconds since the epoch -> UTC datetime (exact)."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def utc_now() -> datetime:
+    """The default store clock: the wall clock, in UTC."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,371 @@
+"""The database: connections, file ownership, transactions and error translation.
+
+Everything here is synchronous and blocking; ``mobstore.actors`` calls it from worker threads
+(``trio.to_thread.run_sync``), never on the trio loop.
+
+Connections
+    One *writer* connection, used only by the committer, and a small pool of *reader*
+    connections (WAL readers see every committed transaction and never block the writer).
+    The in-memory backend is one private SQLite in-memory database, so its readers share the
+    writer connection; a ``threading.Lock`` per connection keeps uses one at a time.
+
+Ownership
+    A file store is owned by one open store at a time: an exclusive ``flock`` on
+    ``<path>.lock``, taken before the database is opened. The kernel drops it when the owner
+    dies (also on kill -9), so a crashed owner never leaves a stale lock behind.
+
+Durability
+    ``full``: WAL + ``synchronous=FULL``; every commit fsyncs the WAL before it returns, so
+    it survives power loss. ``normal``: WAL + ``synchronous=NORMAL``; a commit survives a
+    crash of the process, but the last commits may be lost on power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import apsw
+
+from . import _schema
+from ._codec import utc_now
+from ._errors import (
+    InvalidInput,
+    MobStoreError,
+    ReadFailed,
+    StoreClosed,
+    StoreIOError,
+    StoreLocked,
+    WriteFailed,
+)
+
+T = TypeVar("T")
+DURABILITIES = ("full", "normal")
+_BUSY_TIMEOUT_MS = 5_000
+
+
+class Command(Protocol):
+    """A mutation: a value object whose ``apply`` runs inside an open write transaction.
+
+    ``apply`` may raise a :class:`MobStoreError` (a lost CAS, a missing run...); the
+    committer then rolls back only this command's unit (its SAVEPOINT).
+    """
+
+    def apply(self, tx: Transaction) -> Any: ...
+
+
+class Unit(Protocol):
+    """One message to the committer: commands applied all-or-nothing in one SAVEPOINT.
+
+    The committer sets ``results`` (one per command) or ``error``.
+    """
+
+    commands: Sequence[Command]
+    results: list[Any] | None
+    error: BaseException | None
+
+
+def _apply_coalesced(tx: Transaction, units: Sequence[Unit]) -> None:
+    """Apply units in order; runs of single-command units whose command class offers
+    ``apply_many`` (e.g. appends to many mobs) are applied by one call, which may share
+    statements between them. Same results as applying them one by one."""
+    i, n = 0, len(units)
+    while i < n:
+        u = units[i]
+        cmds = u.commands
+        many = getattr(type(cmds[0]), "apply_many", None) if len(cmds) == 1 else None
+        if many is None:
+            u.results = [c.apply(tx) for c in cmds]
+            i += 1
+            continue
+        cls, j = type(cmds[0]), i + 1
+        while j < n and len(units[j].commands) == 1 and type(units[j].commands[0]) is cls:
+            j += 1
+        for v, res in zip(units[i:j], many(tx, [v.commands[0] for v in units[i:j]])):
+            v.results = [res]
+        i = j
+
+
+class Transaction:
+    """What a command sees: the writer connection inside an open transaction, and the clock.
+
+    A command sees the effects of every command applied before it in the same batch.
+    """
+
+    __slots__ = ("conn", "now", "execute", "executemany")
+
+    def __init__(self, conn: apsw.Connection, clock: Callable[[], datetime]) -> None:
+        self.conn = conn
+        self.now = clock
+        self.execute = conn.execute
+        self.executemany = conn.executemany
+
+
+def translate(exc: BaseException, *, writing: bool) -> MobStoreError:
+    """Map an apsw error to the mobstore hierarchy (the one place this happens)."""
+    if isinstance(exc, MobStoreError):
+        return exc
+    if isinstance(exc, apsw.ConnectionClosedError):
+        return StoreClosed("the store's database connection is closed")
+    cls = WriteFailed if writing else ReadFailed
+    verb = "write" if writing else "read"
+    err = cls(f"database {verb} failed, nothing of it was applied: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _lock_file(path: str) -> int:
+    lock_path = path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreLocked(path) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _connect(name: str, durability: str, *, flags: int) -> apsw.Connection:
+    conn = apsw.Connection(name, flags=flags)
+    conn.set_busy_timeout(_BUSY_TIMEOUT_MS)
+    return conn
+
+
+def _configure(conn: apsw.Connection, durability: str, *, memory: bool) -> None:
+    # Pragmas set explicitly per connection rather than with apsw.bestpractice.apply(), which
+    # installs process-wide hooks that would also change the embedding app's own connections.
+    if not memory:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA recursive_triggers = ON")
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+
+
+class Database:
+    """An open store database. Create it with :meth:`open`; every method blocks."""
+
+    def __init__(
+        self,
+        path: str | None,
+        writer: apsw.Connection,
+        readers: list[apsw.Connection],
+        lock_fd: int | None,
+        clock: Callable[[], datetime],
+        durability: str,
+    ) -> None:
+        self.path = path
+        self.durability = durability
+        self.clock = clock
+        self._writer = writer
+        self._writer_lock = threading.Lock()
+        self._tx = Transaction(writer, clock)
+        # A pool of (connection, lock); the in-memory reader is the writer with its lock.
+        self._readers: queue.SimpleQueue[tuple[apsw.Connection, threading.Lock]] = queue.SimpleQueue()
+        for r in readers:
+            self._readers.put((r, self._writer_lock if r is writer else threading.Lock()))
+        self._n_readers = len(readers)
+        self._all = {id(c): c for c in [writer, *readers]}
+        self._lock_fd = lock_fd
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        durability: str = "full",
+        clock: Callable[[], datetime] | None = None,
+        readers: int = 2,
+    ) -> Database:
+        """Open (creating and migrating if needed) the store at ``path``; ``None`` opens a
+        private in-memory store.
+
+        Raises:
+            InvalidInput: bad durability or readers.
+            StoreLocked: another open store owns the file.
+            IncompatibleStore: a foreign file, or one written by a newer schema (untouched).
+            StoreIOError: the file cannot be opened.
+        """
+        if durability not in DURABILITIES:
+            raise InvalidInput("durability", f"must be one of {DURABILITIES}, got {durability!r}")
+        if type(readers) is not int or readers < 1:
+            raise InvalidInput("readers", f"must be a positive int, got {readers!r}")
+        clock = clock or utc_now
+        if path is None:
+            writer = _connect(":memory:", durability, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+            _configure(writer, durability, memory=True)
+            _schema.migrate(writer, _schema.check_file(writer, ":memory:"))
+            return cls(None, writer, [writer], None, clock, durability)
+
+        path = os.path.abspath(os.fspath(path))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock_fd = _lock_file(path)
+        conns: list[apsw.Connection] = []
+        try:
+            flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+            writer = _connect(path, durability, flags=flags)
+            conns.append(writer)
+            # Read the marks before any pragma that writes (journal_mode writes the header).
+            version = _schema.check_file(writer, path)
+            _configure(writer, durability, memory=False)
+            _schema.migrate(writer, version)
+            for _ in range(readers):
+                r = _connect(path, durability, flags=apsw.SQLITE_OPEN_READWRITE)
+                _configure(r, durability, memory=False)
+                r.execute("PRAGMA query_only = ON")
+                conns.append(r)
+        except BaseException as exc:
+            for c in conns:
+                c.close()
+            os.close(lock_fd)
+            if isinstance(exc, apsw.Error):
+                raise StoreIOError(f"cannot open store {path!r}: {type(exc).__name__}: {exc}") from exc
+            raise
+        return cls(path, writer, conns[1:], lock_fd, clock, durability)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def apply(self, units: Sequence[Unit], *, group: bool = True) -> int:
+        """Apply ``units`` and commit; set each unit's ``results`` or ``error``.
+
+        With ``group`` (group commit), all units share one ``BEGIN IMMEDIATE`` ... ``COMMIT``
+        and each runs in its own SAVEPOINT: a unit that raises is rolled back alone and its
+        neighbours still commit. Without it, each unit is its own transaction (the baseline
+        that group commit is measured against). Nothing is reported successful before the
+        COMMIT that holds it has returned. Returns the number of COMMITs executed.
+        """
+        with self._writer_lock:
+            if self._closed:
+                err = StoreClosed()
+                for u in units:
+                    u.results, u.error = None, err
+                return 0
+            if group:
+                self._transaction(units)
+                return 1
+            for u in units:
+                self._transaction((u,))
+            return len(units)
+
+    def _transaction(self, units: Sequence[Unit]) -> None:
+        # Optimistic first: the whole batch without savepoints (two statements fewer per
+        # unit: the common case, since input is validated before it is queued and a lost CAS
+        # is a result, not an error). If any unit raises, the batch is rolled back whole and
+        # replayed with one SAVEPOINT per unit, so the failing unit is isolated and its
+        # neighbours commit. Nothing is reported before COMMIT either way.
+        if len(units) > 1 and self._run(units, isolated=False):
+            return
+        for u in units:
+            u.results = u.error = None
+        self._run(units, isolated=True)
+
+    def _run(self, units: Sequence[Unit], *, isolated: bool) -> bool:
+        """One transaction over ``units``. Returns False (rolled back, nothing reported) if
+        not ``isolated`` and a unit raised; otherwise every unit is answered."""
+        conn, tx = self._writer, self._tx
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            self._fail(units, translate(exc, writing=True))
+            return True
+        if not isolated:
+            try:
+                _apply_coalesced(tx, units)
+            except Exception:  # noqa: BLE001 - replayed unit by unit, isolated
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                return False
+            units = ()
+        for u in units:
+            conn.execute("SAVEPOINT unit")
+            try:
+                u.results = [c.apply(tx) for c in u.commands]
+            except Exception as exc:  # noqa: BLE001 - every failure is reported to its caller
+                u.results, u.error = None, translate(exc, writing=True)
+                if conn.getautocommit():
+                    # An I/O error made SQLite roll back the whole transaction: the units
+                    # before this one are gone too.
+                    self._fail(units, u.error)
+                    return True
+                conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+        try:
+            conn.execute("COMMIT")
+        except apsw.Error as exc:
+            err = translate(exc, writing=True)
+            if not conn.getautocommit():
+                with contextlib.suppress(apsw.Error):
+                    conn.execute("ROLLBACK")
+            self._fail(units, err)
+        return True
+
+    @staticmethod
+    def _fail(units: Sequence[Unit], err: MobStoreError) -> None:
+        for u in units:
+            if u.error is None:  # applied (now rolled back) or never reached
+                u.results, u.error = None, err
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one read transaction on a reader connection.
+
+        It sees every transaction committed before it started, and nothing uncommitted.
+        """
+        entry = self._readers.get()  # blocks this worker thread until a reader is free
+        try:
+            with entry[1]:
+                if self._closed:
+                    raise StoreClosed()
+                return self._read_on(entry[0], fn, args)
+        finally:
+            self._readers.put(entry)
+
+    def _read_on(self, conn: apsw.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn, *args)
+            finally:
+                conn.execute("COMMIT")
+        except apsw.Error as exc:
+            raise translate(exc, writing=False) from exc
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[apsw.Connection]:
+        """The writer connection, for maintenance outside the committer (tests, tools)."""
+        with self._writer_lock:
+            yield self._writer
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection and release the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # Wait for reads in flight: take every reader out of the pool, then the writer.
+        held = [self._readers.get() for _ in range(self._n_readers)]
+        for entry in held:
+            self._readers.put(entry)
+        with self._writer_lock:
+            for c in self._all.values():
+                with contextlib.suppress(apsw.Error):
+                    c.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

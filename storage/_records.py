@@ -1,0 +1,87 @@
+"""Records of the mob event log (attrs, frozen)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._codec import check_id, check_time
+from ._errors import InvalidInput
+
+
+def _check_kind(_inst: Any, _attr: Any, value: Any) -> None:
+    if type(value) is not str or not value:
+        raise InvalidInput("kind", f"must be a non-empty str, got {value!r}")
+
+
+def _check_payload(_inst: Any, _attr: Any, value: Any) -> None:
+    # The deep JSON check happens when the event is encoded for a write (once, with the path
+    # of the bad value); here only the top-level type is checked.
+    if type(value) is not dict:
+        raise InvalidInput("payload", f"must be a dict (a JSON object), got {type(value).__name__}")
+
+
+def _check_opt_time(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        check_time(value, attr.name)
+
+
+def _check_opt_mob(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None:
+        check_id(value, "mob_id")
+
+
+def _payload(value: Any) -> Any:
+    return {} if value is None else value
+
+
+@attrs.frozen
+class NewMobEvent:
+    """An event to append. ``kind`` is a non-empty tag (an open set); ``payload`` a JSON object.
+
+    ``timestamp`` defaults to the store clock, read when the cursor is assigned; ``mob_id``
+    defaults to the handle's mob (another mob's id is :class:`InvalidInput`).
+
+    >>> NewMobEvent("meerkat_spawned", {"meerkat_id": "m1"})
+    NewMobEvent(kind='meerkat_spawned', payload={'meerkat_id': 'm1'}, timestamp=None, mob_id=None)
+    """
+
+    kind: str = attrs.field(validator=_check_kind)
+    payload: dict[str, Any] = attrs.field(factory=dict, converter=_payload, validator=_check_payload)
+    timestamp: datetime | None = attrs.field(default=None, kw_only=True, validator=_check_opt_time)
+    mob_id: str | None = attrs.field(default=None, kw_only=True, validator=_check_opt_mob)
+
+
+@attrs.frozen
+class MobEvent:
+    """A committed event. ``cursor`` is assigned inside the commit: strictly increasing per
+    mob, starting at 1, never reused."""
+
+    cursor: int
+    timestamp: datetime
+    mob_id: str
+    kind: str
+    payload: dict[str, Any] = attrs.field(factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The upstream (Meerkat) JSON form: ``{"cursor", "timestamp", "mob_id", "kind":
+        {"type": kind, **payload}}``."""
+        return {
+            "cursor": self.cursor,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "mob_id": self.mob_id,
+            "kind": {"type": self.kind, **self.payload},
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> MobEvent:
+        """Parse the upstream JSON form (see :meth:`to_wire`)."""
+        try:
+            kind = dict(wire["kind"])
+            tag = kind.pop("type")
+            ts = datetime.fromisoformat(str(wire["timestamp"]).replace("Z", "+00:00"))
+            return cls(int(wire["cursor"]), check_time(ts, "timestamp"), str(wire["mob_id"]), tag, kind)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("wire event", f"not an upstream MobEvent: {exc}") from exc

@@ -1,0 +1,1 @@
+pytest_plugins = ["mobstore.actors.testing.pytest_plugin"]
