@@ -18,7 +18,7 @@ from ._errors import IncompatibleStore
 #: 'MOBS' in ASCII: marks a SQLite file as a mobstore file.
 APPLICATION_ID = 0x4D4F4253
 
-_V1 = """
+_V1_EVENTS = """
 -- The event log. Cursors are per mob; timestamps are UTC microseconds so prune is an
 -- indexed range delete instead of a JSON scan (SEMANTICS.md 2.6).
 CREATE TABLE mob_events (
@@ -39,8 +39,14 @@ CREATE TABLE mob_heads (
 ) WITHOUT ROWID;
 """
 
+# Flow runs (storage/_runs.py holds the SQL that uses these tables).
+_V1_RUNS = ""
+
+# Mob specs and realm profiles (storage/_specs.py, storage/_profiles.py).
+_V1_SPECS_PROFILES = ""
+
 #: The ladder: ``MIGRATIONS[i]`` takes a file from ``user_version`` i to i + 1.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1_EVENTS + _V1_RUNS + _V1_SPECS_PROFILES,)
 LATEST_VERSION = len(MIGRATIONS)
 
 
