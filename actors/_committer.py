@@ -69,6 +69,7 @@ class Committer:
         self._group = group_commit
         self._max_batch = max_batch
         self._waiting: deque[_Group] = deque()
+        self._inflight: list[_Group] = []
         self._queued = 0
         self._wakeup = trio.Event()
         self._closing = False
@@ -101,7 +102,7 @@ class Committer:
                     self._wakeup = trio.Event()
                     await self._wakeup.wait()
                     continue
-                groups = self._take()
+                groups = self._inflight = self._take()
                 requests = [r for g in groups for r in g.requests]
                 # Runs in a worker thread; not abandoned on cancel, so a batch is always seen
                 # through to COMMIT (or rollback) and its callers are answered.
@@ -116,13 +117,17 @@ class Committer:
                     r.finish()
                 for g in groups:
                     g.done.set()
+                self._inflight = []
         finally:
+            # Whatever ends this loop (close, or a bug), every request handed over is answered:
+            # a caller whose request was taken cannot be cancelled, so it must never hang.
             self._stopped = True
-            while self._waiting:
-                g = self._waiting.popleft()
+            for g in [*self._inflight, *self._waiting]:
                 for r in g.requests:
-                    r.fail(StoreClosed("the store closed before this request was committed"))
+                    r.fail(StoreClosed("the store's committer stopped before this request was answered"))
                 g.done.set()
+            self._waiting.clear()
+            self._inflight = []
 
     def _take(self) -> list[_Group]:
         groups = [self._waiting.popleft()]

@@ -66,7 +66,7 @@ class Request:
         if self.error is not None:
             self.reply(outcome.Error(self.error))
         elif self.single:
-            self.reply(outcome.Value(self.results[0]))  # type: ignore[index]
+            self.reply(outcome.Value(self.results[0] if self.results else None))
         else:
             self.reply(outcome.Value(self.results))
 

@@ -121,6 +121,8 @@ class Supervisor:
         finally:
             if slot.state != "escalated":
                 slot.state = "stopped"
+            # Taken requests cannot be withdrawn by their callers, so they are always answered.
+            self._answer_taken(slot, StoreClosed("the store closed before this request was committed"))
             self._answer_queued(slot, lambda: StoreClosed("the store closed before this request was taken"))
             slot.finished.set()
 
@@ -129,7 +131,7 @@ class Supervisor:
         taken, slot.taken = slot.taken, []
         for r in taken:
             slot.failed += 1
-            r.fail(ActorCrashed(slot.key, exc))
+            r.fail(exc if isinstance(exc, StoreClosed) else ActorCrashed(slot.key, exc))
 
     def _escalate(self, slot: Slot, exc: BaseException) -> None:
         slot.state = "escalated"

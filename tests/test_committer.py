@@ -1,0 +1,194 @@
+"""The committer through the store: group commit, batch isolation, answering after COMMIT,
+cancellation of callers, orderly close."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import trio
+import trio.testing
+
+from mobstore.actors import NewMobEvent, NotFound, StoreClosed, open_store
+
+
+class Boom:
+    """A command that writes and then fails: its write must be undone, alone."""
+
+    def apply(self, tx):
+        tx.execute("INSERT INTO mob_heads VALUES ('boom', 99)")
+        raise NotFound("run", "x")
+
+
+async def warm(store, *mobs):
+    """Start the mobs' actors (their recovery reads run in threads, which
+    wait_all_tasks_blocked cannot see), so later requests are taken synchronously."""
+    for m in mobs:
+        await store._call(f"mob:{m}", (), single=False)
+
+
+@contextmanager
+def writer_held(store):
+    """Block the committer's worker thread at its next batch (it waits for the writer)."""
+    lock = store._db._writer_lock
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def ev(i=0):
+    return NewMobEvent("k", {"i": i})
+
+
+@pytest.fixture(params=["memory", "file"])
+def path(request, tmp_path):
+    return None if request.param == "memory" else str(tmp_path / "s.db")
+
+
+async def test_waiting_requests_form_one_batch_and_fail_alone(path):
+    """Requests that wait while a batch commits are committed together in one transaction;
+    a failing one is rolled back alone and its neighbours commit."""
+    async with open_store(path, durability="normal", idle_timeout=None) as store:
+        results: dict[str, object] = {}
+        await warm(store, "x", "a", "b", "c")
+
+        async def run(name, coro):
+            try:
+                results[name] = await coro
+            except Exception as exc:  # noqa: BLE001
+                results[name] = exc
+
+        async with trio.open_nursery() as n:
+            with writer_held(store):
+                n.start_soon(run, "first", store.mob("x").events.append(ev(0)))
+                await trio.testing.wait_all_tasks_blocked()  # its batch is stuck in the thread
+                n.start_soon(run, "a", store.mob("a").events.append(ev(1)))
+                n.start_soon(run, "boom", store._call("mob:b", (Boom(),)))
+                n.start_soon(run, "c", store.mob("c").events.append(ev(2)))
+                await trio.testing.wait_all_tasks_blocked()
+                assert results == {}  # nobody is answered before COMMIT
+        assert isinstance(results["boom"], NotFound)
+        assert results["a"].cursor == 1 and results["c"].cursor == 1
+        stats = store.statistics().committer
+        assert stats.batches == 4 + 2 and stats.max_batch == 3 and stats.failed == 1
+        heads = await store._read(lambda c: c.execute("SELECT mob_id FROM mob_heads ORDER BY 1").fetchall())
+        assert heads == [("a",), ("c",), ("x",)]  # Boom's insert was rolled back
+
+
+async def test_group_commit_off_commits_each_request(path):
+    """group_commit=False gives each request its own COMMIT, with the same results."""
+    async with open_store(path, durability="normal", group_commit=False, idle_timeout=None) as store:
+        await warm(store, "x", "a", "b", "c")
+        async with trio.open_nursery() as n:
+            with writer_held(store):
+                n.start_soon(store.mob("x").events.append, ev())
+                await trio.testing.wait_all_tasks_blocked()
+                for m in "abc":
+                    n.start_soon(store.mob(m).events.append, ev())
+                await trio.testing.wait_all_tasks_blocked()
+        stats = store.statistics().committer
+        assert (stats.batches, stats.commits, stats.requests) == (6, 8, 8)  # incl. 4 warm-ups
+
+
+async def test_cancelled_while_queued_writes_nothing(path):
+    """A caller cancelled while its request is still in the mailbox gets Cancelled and the
+    request is withdrawn: nothing is written and the cursor does not move."""
+    async with open_store(path, durability="normal", idle_timeout=None) as store:
+        log = store.mob("a").events
+        await warm(store, "a")
+        async with trio.open_nursery() as n:
+            with writer_held(store):
+                n.start_soon(log.append, ev(1))  # taken; its commit blocks
+                await trio.testing.wait_all_tasks_blocked()
+                with trio.CancelScope() as scope:
+                    n.start_soon(lambda: _cancel_soon(scope))
+                    await log.append(ev(2))  # queued behind the first: withdrawn
+                assert scope.cancelled_caught
+        assert [e.payload["i"] for e in await log.replay_all()] == [1]
+        assert (await log.append(ev(3))).cursor == 2
+
+
+async def _cancel_soon(scope):
+    await trio.testing.wait_all_tasks_blocked()
+    scope.cancel()
+
+
+async def test_taken_request_survives_caller_cancellation(path):
+    """Same as above, observed from outside: the cancelled caller's event is stored."""
+    async with open_store(path, durability="normal", idle_timeout=None) as store:
+        log = store.mob("a").events
+        await warm(store, "a")
+        got = []
+
+        async def caller(scope_box):
+            with trio.CancelScope() as scope:
+                scope_box.append(scope)
+                got.append(await log.append(ev(1)))
+                await trio.lowlevel.checkpoint()
+                got.append("not reached")
+
+        box: list = []
+        async with trio.open_nursery() as n:
+            with writer_held(store):
+                n.start_soon(caller, box)
+                await trio.testing.wait_all_tasks_blocked()
+                box[0].cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert got == []  # still waiting for COMMIT, despite the cancel
+        assert len(got) == 1 and got[0].cursor == 1
+        assert [e.cursor for e in await log.replay_all()] == [1]
+
+
+async def test_close_drains_accepted_work(path):
+    """Requests accepted before close are committed; calls after close raise StoreClosed."""
+    results = []
+    async with open_store(path, durability="normal", idle_timeout=None) as store:
+        log = store.mob("a").events
+
+        async def call(i):
+            results.append((await log.append(ev(i))).cursor)
+
+        for i in range(5):
+            store._supervisor._nursery.start_soon(call, i)  # outlives the with-block body
+        await trio.testing.wait_all_tasks_blocked()
+    assert sorted(results) == [1, 2, 3, 4, 5]
+    with pytest.raises(StoreClosed):
+        await log.append(ev())
+    with pytest.raises(StoreClosed):
+        await log.replay_all()
+    with pytest.raises(StoreClosed):
+        store.mob("new")  # noqa: B018 - a handle can be made, but not used
+        await store.mob("new").events.append(ev())
+
+
+async def test_close_under_outer_cancellation_still_commits(path, tmp_path):
+    """Cancelling the scope around the store does not drop work it already accepted."""
+    got = []
+    with trio.CancelScope() as outer:
+        async with open_store(path, durability="normal", idle_timeout=None) as store:
+            async def call():
+                got.append(await store.mob("a").events.append(ev()))
+
+            store._supervisor._nursery.start_soon(call)
+            await trio.testing.wait_all_tasks_blocked()
+            outer.cancel()
+            await trio.sleep_forever()
+    assert len(got) == 1 and got[0].cursor == 1
+
+
+async def test_an_internal_committer_failure_never_hangs_callers(monkeypatch):
+    """Even a bug inside the committer answers every request it holds (taken requests cannot
+    be cancelled, so they must never be left waiting) and surfaces the bug."""
+    from mobstore.actors import _request
+
+    def broken(self):
+        raise IndexError("bug in the answer path")
+
+    monkeypatch.setattr(_request.Request, "finish", broken)
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with open_store(idle_timeout=None) as store:
+            with trio.fail_after(5):
+                await store.mob("a").events.append(ev())
+    assert info.group_contains(IndexError, match="bug in the answer path")

@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import EventLogContract
+
+
+class TestEventLog(EventLogContract):
+    pass

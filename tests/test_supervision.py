@@ -1,0 +1,168 @@
+"""The actor kernel and the supervisor: request/reply, crashes, restarts, escalation,
+passivation. Virtual time (MockClock) drives backoff and idleness: no real sleeps.
+
+With ``autojump_clock``, virtual time also jumps while a commit runs in its worker thread (all
+trio tasks are blocked then), so tests that are not about idleness pass ``idle_timeout=None``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from mobstore.actors import ActorCrashed, NewMobEvent, open_store
+
+
+class CrashOn:
+    """A crash hook: raises inside the actor for the chosen keys while ``armed``."""
+
+    def __init__(self, key: str, times: int = 1) -> None:
+        self.key = key
+        self.times = times
+        self.fired = 0
+
+    def __call__(self, key, requests):
+        if key == self.key and self.fired < self.times:
+            self.fired += 1
+            raise RuntimeError(f"injected crash #{self.fired}")
+
+
+def ev(i: int = 0) -> NewMobEvent:
+    return NewMobEvent("k", {"i": i})
+
+
+async def test_request_reply_and_statistics():
+    """A call is answered with the command's result; the actor counts what it handled."""
+    async with open_store() as store:
+        mob = store.mob("a")
+        assert mob.statistics() is None  # not started before first use
+        await mob.events.append(ev())
+        await mob.events.append_batch([ev(), ev()])
+        await trio.testing.wait_all_tasks_blocked()  # the actor books a group after its callers resume
+        stats = mob.statistics()
+        assert (stats.key, stats.state, stats.handled, stats.failed, stats.restarts) == ("mob:a", "running", 2, 0, 0)
+        assert stats.queue_depth == 0 and stats.queue_peak >= 1
+        s = store.statistics()
+        assert s.actors_alive == 1 and s.committer.requests == 2 and s.committer.commits >= 1
+
+
+async def test_crash_answers_in_flight_with_actor_crashed_and_restarts(autojump_clock):
+    """Requests the crashing incarnation held get ActorCrashed (not applied); the actor is
+    restarted and later calls succeed, resuming the cursor from the database."""
+    hook = CrashOn("mob:a")
+    async with open_store(crash_hook=hook, idle_timeout=None) as store:
+        log = store.mob("a").events
+        with pytest.raises(ActorCrashed) as info:
+            await log.append(ev(1))
+        assert info.value.actor == "mob:a" and not info.value.escalated
+        assert "injected crash #1" in str(info.value)
+        assert (await log.append(ev(2))).cursor == 1  # the crashed request was not applied
+        assert [e.payload["i"] for e in await log.replay_all()] == [2]
+        assert store.mob("a").statistics().restarts == 1
+        assert store.statistics().restarts == 1
+
+
+async def test_queued_requests_are_served_by_the_next_incarnation(autojump_clock):
+    """Requests still in the mailbox when the actor crashes are served after the restart,
+    in order."""
+    hook = CrashOn("mob:a")
+    async with open_store(crash_hook=hook, max_batch=1, idle_timeout=None) as store:
+        log = store.mob("a").events
+        outcomes: dict[int, object] = {}
+
+        async def call(i):
+            try:
+                outcomes[i] = (await log.append(ev(i))).cursor
+            except ActorCrashed as exc:
+                outcomes[i] = exc
+
+        async with trio.open_nursery() as n:
+            for i in range(4):
+                n.start_soon(call, i)
+                await trio.testing.wait_all_tasks_blocked()
+        crashed = [i for i, o in outcomes.items() if isinstance(o, ActorCrashed)]
+        assert len(crashed) == 1
+        served = sorted(o for o in outcomes.values() if isinstance(o, int))
+        assert served == [1, 2, 3]
+        assert [e.payload["i"] for e in await log.replay_all()] == sorted(set(range(4)) - set(crashed))
+
+
+async def test_escalation_after_too_many_crashes(autojump_clock):
+    """Crashing more than max_restarts times within the window escalates: every queued and
+    later call for that actor gets ActorCrashed(escalated=True); other actors carry on."""
+    hook = CrashOn("mob:bad", times=10**6)
+    async with open_store(crash_hook=hook, max_restarts=2, restart_window=60, idle_timeout=None) as store:
+        bad = store.mob("bad").events
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ActorCrashed) as info:
+                await bad.append(ev())
+            errors.append(info.value.escalated)
+        assert errors == [False, False, False]
+        with pytest.raises(ActorCrashed, match="crashed too often") as info:
+            await bad.append(ev())
+        assert info.value.escalated and hook.fired == 3
+        assert store.statistics().escalated == ("mob:bad",)
+        assert store.mob("bad").statistics().state == "escalated"
+        assert (await store.mob("good").events.append(ev())).cursor == 1
+
+
+async def test_crashes_outside_the_window_are_forgotten(autojump_clock):
+    """The restart-intensity window forgets old crashes: spaced-out crashes never escalate."""
+    hook = CrashOn("mob:a", times=10**6)
+    async with open_store(crash_hook=hook, max_restarts=1, restart_window=5, idle_timeout=None) as store:
+        for _ in range(4):
+            with pytest.raises(ActorCrashed) as info:
+                await store.mob("a").events.append(ev())
+            assert not info.value.escalated
+            await trio.sleep(10)  # virtual time: let the window pass
+        assert store.statistics().escalated == ()
+
+
+async def test_backoff_grows_exponentially(autojump_clock):
+    """Each crash within the window doubles the restart delay (virtual time)."""
+    hook = CrashOn("mob:a", times=3)
+    async with open_store(crash_hook=hook, backoff_base=1.0, backoff_max=100, max_restarts=5, idle_timeout=None) as store:
+        log = store.mob("a").events
+        t0 = trio.current_time()
+        for _ in range(3):
+            with pytest.raises(ActorCrashed):
+                await log.append(ev())
+        await log.append(ev())
+        # restarts after 1 + 2 + 4 seconds of backoff
+        assert 7 <= trio.current_time() - t0 < 8
+
+
+async def test_idle_actor_is_passivated_and_reactivated(autojump_clock):
+    """An actor idle for idle_timeout stops; the next call starts a fresh one that resumes
+    from the database."""
+    async with open_store(idle_timeout=30) as store:
+        log = store.mob("a").events
+        await log.append(ev())
+        await trio.sleep(29)
+        assert store.mob("a").statistics() is not None
+        await trio.sleep(2)
+        assert store.mob("a").statistics() is None
+        assert store.statistics().passivated == 1
+        assert (await log.append(ev())).cursor == 2
+        assert store.statistics().actors_started == 2
+
+
+async def test_mailbox_is_bounded(autojump_clock):
+    """A flooded actor makes callers wait in send (backpressure), never grows its queue
+    beyond mailbox_size."""
+    async with open_store(mailbox_size=4, max_batch=1, idle_timeout=None) as store:
+        done = []
+
+        async def call(i):
+            await store.mob("a").events.append(ev(i))
+            done.append(i)
+
+        async with trio.open_nursery() as n:
+            for i in range(40):
+                n.start_soon(call, i)
+            await trio.testing.wait_all_tasks_blocked()
+            assert store.mob("a").statistics().queue_depth <= 4
+        assert len(done) == 40
+        assert [e.cursor for e in await store.mob("a").events.replay_all()] == list(range(1, 41))
