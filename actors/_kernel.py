@@ -16,7 +16,6 @@ handed over are answered by the committer with their real outcome.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -70,6 +69,9 @@ class Slot:
         self.restarts = 0
         self.escalation: BaseException | None = None
         self.finished = trio.Event()
+        self.busy = True  # False only while parked on the mailbox
+        self.last_active = 0.0
+        self.idle_scope: trio.CancelScope | None = None
 
     def statistics(self) -> ActorStatistics:
         depth = self.receive.statistics().current_buffer_used
@@ -82,7 +84,6 @@ async def run_incarnation(
     behaviour: Behaviour,
     committer: Committer,
     *,
-    idle_timeout: float | None,
     max_batch: int,
     crash_hook: CrashHook | None,
     passivate: Callable[[Slot], None],
@@ -90,37 +91,39 @@ async def run_incarnation(
     """Serve ``slot``'s mailbox until it is closed (returns) or idle (passivates, returns).
 
     Raises whatever the behaviour or the crash hook raises: the supervisor restarts it.
+
+    Idleness is detected by the supervisor's sweeper, not by a timeout per turn (a cancel
+    scope per turn costs as much as the rest of the turn): it cancels ``slot.idle_scope``
+    when the actor has been parked on an empty mailbox for ``idle_timeout``.
     """
+    slot.busy = True
     await behaviour.recover()
-    receive = slot.receive
-    timeout = math.inf if idle_timeout is None else idle_timeout
     while True:
-        try:
-            # Fast path under load: the mailbox already holds the next requests, so no
-            # timeout scope is needed (it costs as much as the rest of the turn).
-            first = receive.receive_nowait()
-        except trio.WouldBlock:
-            first = None
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+        with trio.CancelScope() as scope:
+            slot.idle_scope = scope
+            if await _serve(slot, behaviour, committer, max_batch, crash_hook):
+                return  # mailbox closed
+        # The sweeper found us idle. Receiving is atomic under cancellation, so nothing was
+        # taken; checking the mailbox and closing it are one synchronous step, so a sender
+        # either got in before (serve on, in a fresh scope) or finds the mailbox closed and
+        # starts a fresh actor.
+        if slot.receive.statistics().current_buffer_used == 0:
+            passivate(slot)
             return
-        if first is None:
-            with trio.move_on_after(timeout) as idle:
-                try:
-                    first = await receive.receive()
-                except (trio.EndOfChannel, trio.ClosedResourceError):
-                    return
-        else:
-            await trio.lowlevel.checkpoint()  # let other actors run between turns
-            idle = None
-        if idle is not None and idle.cancelled_caught:
-            # Idle for idle_timeout (receive is atomic under cancellation: nothing was taken).
-            # Passivate if the mailbox is still empty; this check and the closing are one
-            # synchronous step, so a sender either got in before, or finds the mailbox
-            # closed and starts a fresh actor.
-            if receive.statistics().current_buffer_used == 0:
-                passivate(slot)
-                return
-            continue
+
+
+async def _serve(
+    slot: Slot, behaviour: Behaviour, committer: Committer, max_batch: int, crash_hook: CrashHook | None
+) -> bool:
+    receive = slot.receive
+    while True:
+        slot.busy = False
+        slot.last_active = trio.current_time()
+        try:
+            first = await receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return True
+        slot.busy = True
         batch = _drain(first, receive, max_batch)
         if len(batch) > slot.peak:  # the deepest the mailbox was when the actor looked
             slot.peak = len(batch)
@@ -132,7 +135,8 @@ async def run_incarnation(
         # Ownership passes to the committer synchronously; from here on it answers them.
         done = committer.submit(batch)
         slot.taken = []
-        # Paces the actor (one group in flight) so `committed` sees results in order.
+        # Paces the actor (one group in flight) so `committed` sees results in order. (`busy`
+        # is True here, so the sweeper never cancels this wait.)
         await done.wait()
         for r in batch:
             if r.error is None:

@@ -7,11 +7,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mobstore.storage import AppendEvents, ClearEvents, MobEvent, NewMobEvent, PruneEvents, _events
+from mobstore.storage._events import encode_event
 from mobstore.storage._codec import check_time, time_to_micros
 
 from ._kernel import ActorStatistics
+from ._mob_commands import MobCommands, commit
+from ._mob_runs import MobRuns
+from ._mob_spec import MobSpec
 
 if TYPE_CHECKING:
+    from mobstore.storage import Command, CommitResult
+
     from ._store import Store
 
 
@@ -38,7 +44,7 @@ class MobEvents:
                 not plain JSON or too large. Nothing is written.
         """
         mob = self._mob
-        cmd = AppendEvents.of(mob.mob_id, (new,))
+        cmd = AppendEvents(mob.mob_id, (encode_event(mob.mob_id, new, 0),))
         return (await mob._store._call(mob._key, (cmd,)))[0]
 
     async def append_batch(self, news: Sequence[NewMobEvent]) -> list[MobEvent]:
@@ -86,13 +92,46 @@ class Mob:
     """Handle of one mob. All its mutations go through the mob's actor (``"mob:<id>"``),
     one message per call, applied in mailbox order."""
 
-    __slots__ = ("_store", "mob_id", "_key", "events")
+    __slots__ = ("_store", "mob_id", "_key", "events", "spec", "runs")
 
     def __init__(self, store: Store, mob_id: str) -> None:
         self._store = store
         self.mob_id = mob_id
         self._key = f"mob:{mob_id}"
         self.events = MobEvents(self)
+        self.spec = MobSpec(self)
+        self.runs = MobRuns(self)
+
+    @property
+    def cmd(self) -> MobCommands:
+        """Builders of this mob's commands, for :meth:`commit` (``mob.cmd.append(...)``)."""
+        return MobCommands(self.mob_id)
+
+    async def commit(self, *commands: Command) -> CommitResult:
+        """Apply several commands of this mob in one message and one transaction, all or
+        nothing.
+
+        Build the commands with :attr:`cmd` (``mob.cmd.append(new)``,
+        ``mob.cmd.put_spec(d, revision=2)``...); they run in order, each seeing the effects
+        of those before it. If one returns ``False`` (a lost CAS, a ``delete_spec`` that
+        deleted nothing), the whole batch is rolled back and the result has ``ok=False``
+        and ``failed_index``. If one raises, the whole batch is rolled back and the error
+        propagates. Either way nothing of it is stored. ``commit()`` with no commands
+        returns ``CommitResult(ok=True, results=[])``.
+
+        Durable when it returns. Atomic with respect to cancellation: if the call raises
+        ``Cancelled`` nothing was written; if it returns, its result holds.
+
+        Returns:
+            ``CommitResult(ok, results, failed_index)``: one result per command when ``ok``.
+
+        Raises:
+            InvalidInput: an argument is not a command, or is another mob's (nothing is
+                queued).
+            MobStoreError: whatever a command raised (``SpecRevisionConflict``,
+                ``NotFound``...); nothing of the batch was stored.
+        """
+        return await commit(self, commands)
 
     def statistics(self) -> ActorStatistics | None:
         """The mob actor's counters, or ``None`` if it is not running."""

@@ -83,20 +83,21 @@ class Request:
             task, self._task = self._task, None
             trio.lowlevel.reschedule(task, result)
 
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # Called by trio when the parked caller is cancelled: withdraw if still queued,
+        # otherwise refuse (the request is on its way into a transaction).
+        if self.state is QUEUED:
+            self.state = WITHDRAWN
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+        return trio.lowlevel.Abort.FAILED
+
     # -- the calling side ------------------------------------------------------------------
 
     async def wait(self) -> Any:
         """Park until answered; see the module docstring for cancellation."""
         if self._outcome is None:
             self._task = trio.lowlevel.current_task()
-
-            def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
-                if self.state is QUEUED:
-                    self.state = WITHDRAWN
-                    self._task = None
-                    return trio.lowlevel.Abort.SUCCEEDED
-                return trio.lowlevel.Abort.FAILED
-
-            return await trio.lowlevel.wait_task_rescheduled(abort)
+            return await trio.lowlevel.wait_task_rescheduled(self._abort)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return self._outcome.unwrap()

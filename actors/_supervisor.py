@@ -70,10 +70,30 @@ class Supervisor:
         self.crash_hook = crash_hook
         self._slots: dict[str, Slot] = {}
         self._closing = False
+        self._sweeper = trio.CancelScope()
         self.started = 0
         self.restarts = 0
         self.passivated = 0
         self.escalated: list[str] = []
+
+    async def sweep_idle(self) -> None:
+        """Passivate actors parked on an empty mailbox for ``idle_timeout`` (checked every
+        quarter of it). Runs for the life of the store when ``idle_timeout`` is set."""
+        timeout = self._config.idle_timeout
+        if timeout is None:
+            return
+        with self._sweeper:
+            while True:
+                await trio.sleep(timeout / 4)
+                horizon = trio.current_time() - timeout
+                for slot in list(self._slots.values()):
+                    if (
+                        not slot.busy
+                        and slot.last_active <= horizon
+                        and slot.idle_scope is not None
+                        and slot.receive.statistics().current_buffer_used == 0
+                    ):
+                        slot.idle_scope.cancel()
 
     def slot(self, key: str) -> Slot:
         """The live slot for ``key``, started on first use. Synchronous."""
@@ -97,7 +117,6 @@ class Supervisor:
                         slot,
                         behaviour,
                         self._committer,
-                        idle_timeout=cfg.idle_timeout,
                         max_batch=cfg.max_batch,
                         crash_hook=self.crash_hook,
                         passivate=self._passivate,
@@ -164,6 +183,7 @@ class Supervisor:
     async def aclose(self) -> None:
         """Stop taking new work; let every actor drain its mailbox; wait for them all."""
         self._closing = True
+        self._sweeper.cancel()
         slots = list(self._slots.values())
         for s in slots:
             s.send.close()

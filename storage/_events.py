@@ -9,6 +9,7 @@ next cursor is ``MAX(cursor) + 1`` (never below it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import apsw
@@ -26,18 +27,19 @@ from ._database import Transaction
 from ._errors import InvalidInput
 from ._records import MobEvent, NewMobEvent
 
-# (timestamp in µs or None for "now", kind, payload JSON text, the payload itself). The
-# returned MobEvent shares the caller's payload dict: what is stored is the encoded text.
-_Row = tuple[int | None, str, str, dict[str, Any]]
+# (timestamp in µs or None for "now", the same as a datetime, kind, payload JSON text, the
+# payload itself). The returned MobEvent shares the caller's payload dict: what is stored is
+# the encoded text.
+_Row = tuple[int | None, datetime | None, str, str, dict[str, Any]]
 
 
-def _encode(mob_id: str, new: Any, i: int) -> _Row:
+def encode_event(mob_id: str, new: Any, i: int) -> _Row:
     if type(new) is not NewMobEvent:
         raise InvalidInput(f"news[{i}]", f"must be a NewMobEvent, got {type(new).__name__}")
     if new.mob_id is not None and new.mob_id != mob_id:
         raise InvalidInput(f"news[{i}].mob_id", f"{new.mob_id!r} is another mob; this handle is for {mob_id!r}")
-    ts = None if new.timestamp is None else time_to_micros(new.timestamp)
-    return (ts, new.kind, encode_object(new.payload, "payload"), new.payload)
+    t = new.timestamp
+    return (None if t is None else time_to_micros(t), t, new.kind, encode_object(new.payload, "payload"), new.payload)
 
 
 @attrs.frozen
@@ -56,7 +58,7 @@ class AppendEvents:
         if type(news) is not tuple and type(news) is not list:
             if isinstance(news, NewMobEvent) or not isinstance(news, Sequence):
                 raise InvalidInput("news", f"must be a list of NewMobEvent, got {type(news).__name__}")
-        return cls(mob_id, tuple([_encode(mob_id, n, i) for i, n in enumerate(news)]))
+        return cls(mob_id, tuple([encode_event(mob_id, n, i) for i, n in enumerate(news)]))
 
     def apply(self, tx: Transaction) -> list[MobEvent]:
         return self.apply_many(tx, (self,))[0]
@@ -73,19 +75,21 @@ class AppendEvents:
             if n:
                 nxt[mob] = _advance_head(tx, mob, n)
         now: int | None = None  # the clock is read once per batch of appends
+        now_dt: datetime | None = None
         params = []
         out = []
         for c in cmds:
             mob = c.mob_id
             first = nxt.get(mob, 0)
             events = []
-            for i, (ts, kind, text, payload) in enumerate(c.rows, first):
+            for i, (ts, dt, kind, text, payload) in enumerate(c.rows, first):
                 if ts is None:
                     if now is None:
-                        now = time_to_micros(check_time(tx.now(), "clock()"))
-                    ts = now
+                        now_dt = check_time(tx.now(), "clock()")
+                        now = time_to_micros(now_dt)
+                    ts, dt = now, now_dt
                 params.append((mob, i, ts, kind, text))
-                events.append(MobEvent(i, micros_to_time(ts), mob, kind, payload))
+                events.append(MobEvent(i, dt, mob, kind, payload))
             if events:
                 nxt[mob] = first + len(events)
             out.append(events)

@@ -11,32 +11,6 @@ from ._codec import check_id, check_time
 from ._errors import InvalidInput
 
 
-def _check_kind(_inst: Any, _attr: Any, value: Any) -> None:
-    if type(value) is not str or not value:
-        raise InvalidInput("kind", f"must be a non-empty str, got {value!r}")
-
-
-def _check_payload(_inst: Any, _attr: Any, value: Any) -> None:
-    # The deep JSON check happens when the event is encoded for a write (once, with the path
-    # of the bad value); here only the top-level type is checked.
-    if type(value) is not dict:
-        raise InvalidInput("payload", f"must be a dict (a JSON object), got {type(value).__name__}")
-
-
-def _check_opt_time(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
-    if value is not None:
-        check_time(value, attr.name)
-
-
-def _check_opt_mob(_inst: Any, _attr: Any, value: Any) -> None:
-    if value is not None:
-        check_id(value, "mob_id")
-
-
-def _payload(value: Any) -> Any:
-    return {} if value is None else value
-
-
 @attrs.frozen
 class NewMobEvent:
     """An event to append. ``kind`` is a non-empty tag (an open set); ``payload`` a JSON object.
@@ -48,10 +22,25 @@ class NewMobEvent:
     NewMobEvent(kind='meerkat_spawned', payload={'meerkat_id': 'm1'}, timestamp=None, mob_id=None)
     """
 
-    kind: str = attrs.field(validator=_check_kind)
-    payload: dict[str, Any] = attrs.field(factory=dict, converter=_payload, validator=_check_payload)
-    timestamp: datetime | None = attrs.field(default=None, kw_only=True, validator=_check_opt_time)
-    mob_id: str | None = attrs.field(default=None, kw_only=True, validator=_check_opt_mob)
+    kind: str
+    payload: dict[str, Any] = attrs.field(factory=dict)
+    timestamp: datetime | None = attrs.field(default=None, kw_only=True)
+    mob_id: str | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        # One check function instead of four attrs validators: this is on the hot path. The
+        # deep JSON check of the payload happens once, when the event is encoded for a write.
+        if type(self.kind) is not str or not self.kind:
+            raise InvalidInput("kind", f"must be a non-empty str, got {self.kind!r}")
+        payload = self.payload
+        if payload is None:
+            object.__setattr__(self, "payload", {})
+        elif type(payload) is not dict:
+            raise InvalidInput("payload", f"must be a dict (a JSON object), got {type(payload).__name__}")
+        if self.timestamp is not None:
+            object.__setattr__(self, "timestamp", check_time(self.timestamp, "timestamp"))
+        if self.mob_id is not None:
+            check_id(self.mob_id, "mob_id")
 
 
 @attrs.frozen

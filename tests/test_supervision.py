@@ -135,14 +135,14 @@ async def test_backoff_grows_exponentially(autojump_clock):
 
 
 async def test_idle_actor_is_passivated_and_reactivated(autojump_clock):
-    """An actor idle for idle_timeout stops; the next call starts a fresh one that resumes
-    from the database."""
-    async with open_store(idle_timeout=30) as store:
+    """An actor idle for idle_timeout stops (found by a sweep every idle_timeout / 4); the next
+    call starts a fresh one that resumes from the database."""
+    async with open_store(idle_timeout=40) as store:
         log = store.mob("a").events
         await log.append(ev())
-        await trio.sleep(29)
+        await trio.sleep(39)
         assert store.mob("a").statistics() is not None
-        await trio.sleep(2)
+        await trio.sleep(11)
         assert store.mob("a").statistics() is None
         assert store.statistics().passivated == 1
         assert (await log.append(ev())).cursor == 2
