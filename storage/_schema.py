@@ -19,8 +19,11 @@ from ._errors import IncompatibleStore
 APPLICATION_ID = 0x4D4F4253
 
 _V1_EVENTS = """
--- The event log. Cursors are per mob; timestamps are UTC microseconds so prune is an
--- indexed range delete instead of a JSON scan (SEMANTICS.md 2.6).
+-- The event log. Cursors are per mob; timestamps are UTC microseconds in a column, so prune
+-- is a range delete over the mob's rows in SQL instead of a JSON decode of every event
+-- (SEMANTICS.md 2.6). There is deliberately no (mob_id, ts_us) index: every append would
+-- then dirty one more page per mob per commit, and measured on the target machine that cost
+-- 15-25% of durable append throughput; prune, a maintenance call, scans one mob's rows.
 CREATE TABLE mob_events (
     mob_id  TEXT    NOT NULL,
     cursor  INTEGER NOT NULL,
@@ -29,7 +32,6 @@ CREATE TABLE mob_events (
     payload TEXT    NOT NULL,
     PRIMARY KEY (mob_id, cursor)
 ) WITHOUT ROWID;
-CREATE INDEX mob_events_by_time ON mob_events (mob_id, ts_us);
 
 -- The per-mob cursor high-water mark, written in the same transaction as every append. It
 -- never decreases (not on clear, prune or restart), so cursors are never reused.
@@ -40,10 +42,119 @@ CREATE TABLE mob_heads (
 """
 
 # Flow runs (storage/_runs.py holds the SQL that uses these tables).
-_V1_RUNS = ""
+_V1_RUNS = """
+-- Flow runs (SEMANTICS.md 3.5). One row per run; run ids are unique across the store.
+-- Kernel states (flow_state, frame and loop states) are canonical JSON text, so a CAS is a
+-- byte comparison in SQL. Times are UTC microseconds. Children are keyed by run_id; runs
+-- are never deleted, so there are no foreign keys to pay for on the hot path.
+CREATE TABLE runs (
+    run_id            TEXT    PRIMARY KEY,
+    mob_id            TEXT    NOT NULL,
+    flow_id           TEXT    NOT NULL,
+    status            TEXT    NOT NULL
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'canceled')),
+    flow_state        TEXT    NOT NULL,
+    activation_params TEXT    NOT NULL,
+    created_us        INTEGER NOT NULL,
+    completed_us      INTEGER,
+    schema_version    INTEGER NOT NULL
+) WITHOUT ROWID;
+-- list_runs(mob) and list_runs(mob, flow), both ordered by (created_at, run_id).
+CREATE INDEX runs_by_mob ON runs (mob_id, created_us);
+CREATE INDEX runs_by_flow ON runs (mob_id, flow_id, created_us);
+
+CREATE TABLE run_frames (
+    run_id   TEXT NOT NULL,
+    frame_id TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    PRIMARY KEY (run_id, frame_id)
+) WITHOUT ROWID;
+
+CREATE TABLE run_loops (
+    run_id           TEXT NOT NULL,
+    loop_instance_id TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    PRIMARY KEY (run_id, loop_instance_id)
+) WITHOUT ROWID;
+
+-- Append-only ledgers, ordered by a per-run seq. output NULL: no output recorded.
+CREATE TABLE run_step_ledger (
+    run_id     TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    step_id    TEXT    NOT NULL,
+    meerkat_id TEXT    NOT NULL,
+    status     TEXT    NOT NULL,
+    output     TEXT,
+    ts_us      INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+-- The idempotency key of append_step_entry_if_absent (not unique: append_step_entry may
+-- repeat it), and the lookup of put_step_output.
+CREATE INDEX run_step_ledger_by_key ON run_step_ledger (run_id, step_id, meerkat_id, status);
+
+CREATE TABLE run_failure_ledger (
+    run_id  TEXT    NOT NULL,
+    seq     INTEGER NOT NULL,
+    step_id TEXT    NOT NULL,
+    reason  TEXT    NOT NULL,
+    ts_us   INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE run_loop_ledger (
+    run_id           TEXT    NOT NULL,
+    seq              INTEGER NOT NULL,
+    loop_instance_id TEXT    NOT NULL,
+    iteration        INTEGER NOT NULL,
+    frame_id         TEXT    NOT NULL,
+    PRIMARY KEY (run_id, seq),
+    UNIQUE (run_id, loop_instance_id, iteration, frame_id)
+) WITHOUT ROWID;
+
+-- Step outputs: loop_id '' and iteration 0 hold root_step_outputs (not NULL: SQLite keys
+-- treat NULLs as distinct). ord keeps insertion order within one (loop_id, iteration);
+-- re-recording a step keeps its ord.
+CREATE TABLE run_outputs (
+    run_id    TEXT    NOT NULL,
+    loop_id   TEXT    NOT NULL,
+    iteration INTEGER NOT NULL,
+    step_id   TEXT    NOT NULL,
+    ord       INTEGER NOT NULL,
+    output    TEXT    NOT NULL,
+    PRIMARY KEY (run_id, loop_id, iteration, step_id)
+) WITHOUT ROWID;
+-- The length of each loop's iteration list (iterations padded with empty maps have no
+-- output rows, and a run may be created with empty iterations).
+CREATE TABLE run_loop_outputs (
+    run_id     TEXT    NOT NULL,
+    loop_id    TEXT    NOT NULL,
+    iterations INTEGER NOT NULL CHECK (iterations >= 0),
+    PRIMARY KEY (run_id, loop_id)
+) WITHOUT ROWID;
+"""
 
 # Mob specs and realm profiles (storage/_specs.py, storage/_profiles.py).
-_V1_SPECS_PROFILES = ""
+_V1_SPECS_PROFILES = """
+-- One row per mob that ever had a spec. definition NULL is a tombstone: the spec was
+-- deleted and revision is then the high-water mark the next put continues from, so a
+-- revision is never reused (API.md decision 6; SEMANTICS.md 4.3).
+CREATE TABLE mob_specs (
+    mob_id     TEXT    PRIMARY KEY,
+    revision   INTEGER NOT NULL CHECK (revision >= 1),
+    definition TEXT
+) WITHOUT ROWID;
+
+-- Realm profiles; profile NULL is a tombstone, as for mob_specs. Times are UTC
+-- microseconds (NULL only in a tombstone).
+CREATE TABLE realm_profiles (
+    name       TEXT    PRIMARY KEY,
+    revision   INTEGER NOT NULL CHECK (revision >= 1),
+    profile    TEXT,
+    created_us INTEGER,
+    updated_us INTEGER,
+    CHECK (profile IS NULL OR (created_us IS NOT NULL AND updated_us IS NOT NULL))
+) WITHOUT ROWID;
+"""
 
 #: The ladder: ``MIGRATIONS[i]`` takes a file from ``user_version`` i to i + 1.
 MIGRATIONS: tuple[str, ...] = (_V1_EVENTS + _V1_RUNS + _V1_SPECS_PROFILES,)

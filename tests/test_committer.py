@@ -3,6 +3,7 @@ cancellation of callers, orderly close."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -27,14 +28,39 @@ async def warm(store, *mobs):
         await store._call(f"mob:{m}", (), single=False)
 
 
+class _Held:
+    """The writer lock, held by the test; tells when the committer thread reaches it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.reached = threading.Event()
+
+    def __enter__(self):
+        self.reached.set()
+        self.inner.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.inner.release()
+
+    async def wait_for_committer(self):
+        """Return once the committer thread is blocked on the held writer (waits off-loop)."""
+        await trio.to_thread.run_sync(self.reached.wait)
+        self.reached.clear()
+
+
 @contextmanager
 def writer_held(store):
-    """Block the committer's worker thread at its next batch (it waits for the writer)."""
-    lock = store._db._writer_lock
+    """Block the committer's writer thread at its next batch (it waits for the writer)."""
+    db = store._db
+    lock = db._writer_lock
+    held = _Held(lock)
     lock.acquire()
+    db._writer_lock = held
     try:
-        yield
+        yield held
     finally:
+        db._writer_lock = lock
         lock.release()
 
 
@@ -62,9 +88,9 @@ async def test_waiting_requests_form_one_batch_and_fail_alone(path):
                 results[name] = exc
 
         async with trio.open_nursery() as n:
-            with writer_held(store):
+            with writer_held(store) as held:
                 n.start_soon(run, "first", store.mob("x").events.append(ev(0)))
-                await trio.testing.wait_all_tasks_blocked()  # its batch is stuck in the thread
+                await held.wait_for_committer()  # its batch is stuck in the writer thread
                 n.start_soon(run, "a", store.mob("a").events.append(ev(1)))
                 n.start_soon(run, "boom", store._call("mob:b", (Boom(),)))
                 n.start_soon(run, "c", store.mob("c").events.append(ev(2)))
@@ -84,9 +110,9 @@ async def test_group_commit_off_commits_each_request(path):
         await warm(store, "x", "a", "b", "c")
         before = store.statistics().committer
         async with trio.open_nursery() as n:
-            with writer_held(store):
+            with writer_held(store) as held:
                 n.start_soon(store.mob("x").events.append, ev())
-                await trio.testing.wait_all_tasks_blocked()
+                await held.wait_for_committer()
                 for m in "abc":
                     n.start_soon(store.mob(m).events.append, ev())
                 await trio.testing.wait_all_tasks_blocked()
@@ -102,9 +128,9 @@ async def test_cancelled_while_queued_writes_nothing(path):
         log = store.mob("a").events
         await warm(store, "a")
         async with trio.open_nursery() as n:
-            with writer_held(store):
+            with writer_held(store) as held:
                 n.start_soon(log.append, ev(1))  # taken; its commit blocks
-                await trio.testing.wait_all_tasks_blocked()
+                await held.wait_for_committer()
                 with trio.CancelScope() as scope:
                     n.start_soon(lambda: _cancel_soon(scope))
                     await log.append(ev(2))  # queued behind the first: withdrawn
@@ -134,9 +160,9 @@ async def test_taken_request_survives_caller_cancellation(path):
 
         box: list = []
         async with trio.open_nursery() as n:
-            with writer_held(store):
+            with writer_held(store) as held:
                 n.start_soon(caller, box)
-                await trio.testing.wait_all_tasks_blocked()
+                await held.wait_for_committer()
                 box[0].cancel()
                 await trio.testing.wait_all_tasks_blocked()
                 assert got == []  # still waiting for COMMIT, despite the cancel
