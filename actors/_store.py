@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -12,13 +13,24 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from mobstore.storage import ActorCrashed, Command, Database, InvalidInput, StoreClosed
+from mobstore.storage import (
+    ActorCrashed,
+    Command,
+    Database,
+    InvalidInput,
+    MobRun,
+    StoreClosed,
+    _run_reads,
+    _specs,
+)
 from mobstore.storage._codec import check_id
+from mobstore.storage._run_records import run_id_text
 
 from ._committer import Committer, CommitterStatistics
 from ._kernel import ActorStatistics, Behaviour, CrashHook
 from ._mob import Mob
 from ._mob_actor import MobBehaviour
+from ._realm import RealmProfiles
 from ._request import Request
 from ._runtime import Runtime
 from ._supervisor import Supervisor, SupervisorConfig
@@ -77,6 +89,23 @@ class Store:
     def runtime(self, runtime_id: str) -> Runtime:
         """The handle of runtime ``runtime_id`` (its actor starts on first use)."""
         return Runtime(self, check_id(runtime_id, "runtime_id"))
+
+    @property
+    def profiles(self) -> RealmProfiles:
+        """The realm's profiles (revision CAS), served by the ``"realm"`` actor."""
+        return RealmProfiles(self)
+
+    async def get_run(self, run_id: uuid.UUID | str) -> MobRun | None:
+        """The flow run ``run_id`` of any mob, or ``None``. Sees every acknowledged write.
+
+        Raises:
+            InvalidInput: ``run_id`` is not a UUID or its canonical string.
+        """
+        return await self._read(_run_reads.get_run, run_id_text(run_id), None)
+
+    async def list_specs(self) -> list[str]:
+        """The ids of the mobs that have a spec, sorted. Sees every acknowledged write."""
+        return await self._read(_specs.list_specs)
 
     @property
     def path(self) -> str | None:
@@ -158,6 +187,7 @@ async def open_store(
     clock: Callable[[], datetime] | None = None,
     group_commit: bool = True,
     readers: int = 2,
+    page_size: int = 1024,
     crash_hook: CrashHook | None = None,
     **tuning: Any,
 ) -> AsyncIterator[Store]:
@@ -177,6 +207,7 @@ async def open_store(
         group_commit: commit every waiting request in one transaction (default). ``False``
             gives each request its own transaction (a baseline for benchmarks).
         readers: reader connections of a file store.
+        page_size: SQLite page size of a new file (1024 by default: see ``Database.open``).
         crash_hook: fault injection (``mobstore.actors.testing``); ``None`` in production.
         **tuning: fields of :class:`SupervisorConfig` (``mailbox_size``, ``idle_timeout``...).
 
@@ -194,7 +225,7 @@ async def open_store(
         raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
     config = SupervisorConfig(**tuning)
     db = await trio.to_thread.run_sync(
-        partial(Database.open, path, durability=durability, clock=clock, readers=readers)
+        partial(Database.open, path, durability=durability, clock=clock, readers=readers, page_size=page_size)
     )
     try:
         async with trio.open_nursery() as outer:
@@ -208,7 +239,9 @@ async def open_store(
                 with system:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(committer.run)
-                        store_box.append(Store(db, nursery, committer, config, crash_hook))
+                        store = Store(db, nursery, committer, config, crash_hook)
+                        store_box.append(store)
+                        nursery.start_soon(store._supervisor.sweep_idle)
                         task_status.started()
 
             await outer.start(system_tasks)

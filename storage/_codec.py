@@ -25,9 +25,26 @@ MAX_INT = 2**63 - 1
 MAX_JSON_BYTES = 1 << 20
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_dumps = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
-).encode
+
+def _no_default(value: Any) -> Any:  # _check_json has already refused every non-JSON type
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+try:  # the C encoder, built once (json.JSONEncoder.encode builds one per call)
+    from json.encoder import c_make_encoder as _make  # type: ignore[attr-defined]
+    from json.encoder import encode_basestring as _quote
+
+    _c_encode = _make(None, _no_default, _quote, None, ":", ",", False, False, False)
+
+    def _dumps(value: Any) -> str:
+        if type(value) is str:
+            return _quote(value)
+        return "".join(_c_encode(value, 0))
+
+except ImportError:  # pragma: no cover - CPython always has _json
+    _dumps = json.JSONEncoder(
+        ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+    ).encode
 _loads = json.loads
 
 
