@@ -1,0 +1,71 @@
+"""The ``mobstore`` command line: ``demo`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import trio
+
+    from ._demo import run_demo
+
+    report = trio.run(
+        lambda: run_demo(
+            args.path, mobs=args.mobs, agents_per_mob=args.agents, events_per_agent=args.events,
+            durability=args.durability,
+        )
+    )
+    return 0 if report.ok else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from mobstore.benchmarks import appends
+    from mobstore.benchmarks._stats import table
+
+    print(
+        f"mobstore bench appends: {args.workers} workers x {args.ops} appends over {args.mobs} mobs, "
+        f"durability={args.durability}, file stores in a temp dir"
+    )
+    results = appends.run(
+        workers=args.workers, ops=args.ops, mobs=args.mobs, durability=args.durability,
+        directory=args.dir, progress=lambda m: print("  running", m, flush=True),
+    )
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.to_json() for r in results], f, indent=2)
+        print(f"results written to {args.json}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mobstore", description="mobstore: a durable state store for multi-agent runtimes")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a multi-agent workload with a crash and a restart, and verify it")
+    demo.add_argument("--path", help="store file (default: a new file in a temp folder)")
+    demo.add_argument("--mobs", type=int, default=8)
+    demo.add_argument("--agents", type=int, default=4, help="agents (concurrent tasks) per mob")
+    demo.add_argument("--events", type=int, default=250, help="events per agent")
+    demo.add_argument("--durability", choices=["full", "normal"], default="full")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="durable append throughput vs one-transaction-per-append and naive sqlite3")
+    bench.add_argument("--workers", type=int, default=64)
+    bench.add_argument("--ops", type=int, default=500, help="appends per worker")
+    bench.add_argument("--mobs", type=int, default=16)
+    bench.add_argument("--durability", choices=["full", "normal"], default="full")
+    bench.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")
+    bench.add_argument("--json", help="also write the results to this JSON file")
+    bench.set_defaults(func=_bench)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
