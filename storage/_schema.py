@@ -156,8 +156,12 @@ CREATE TABLE realm_profiles (
 ) WITHOUT ROWID;
 """
 
+# Runtime store, realm config, labels and subscription cursors (storage/_runtime_store.py,
+# storage/_config.py, storage/_labels.py, storage/_cursors.py).
+_V1_RUNTIME_CONFIG_METADATA = ""
+
 #: The ladder: ``MIGRATIONS[i]`` takes a file from ``user_version`` i to i + 1.
-MIGRATIONS: tuple[str, ...] = (_V1_EVENTS + _V1_RUNS + _V1_SPECS_PROFILES,)
+MIGRATIONS: tuple[str, ...] = (_V1_EVENTS + _V1_RUNS + _V1_SPECS_PROFILES + _V1_RUNTIME_CONFIG_METADATA,)
 LATEST_VERSION = len(MIGRATIONS)
 
 
