@@ -33,7 +33,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from mobstore.storage import ActorCrashed, StoreClosed
+from mobstore.storage import ActorCrashed, InvalidInput, StoreClosed
 
 from ._committer import Committer
 from ._kernel import ActorStatistics, Behaviour, CrashHook, Slot, run_incarnation
@@ -50,6 +50,25 @@ class SupervisorConfig:
     backoff_max: float = 1.0  #: the longest restart delay, seconds
     max_restarts: int = 5  #: restarts allowed within restart_window; one more crash escalates
     restart_window: float = 10.0  #: seconds over which crashes are counted
+
+    def __attrs_post_init__(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise InvalidInput(name, f"must be {rule}, got {getattr(self, name)!r}")
+
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        for name in ("mailbox_size", "max_batch"):
+            v = getattr(self, name)
+            need(type(v) is int and v >= 1, name, "an int >= 1")
+        need(type(self.max_restarts) is int and self.max_restarts >= 0, "max_restarts", "an int >= 0")
+        it = self.idle_timeout
+        need(it is None or (number(it) and it > 0), "idle_timeout", "None or a number of seconds > 0")
+        for name in ("backoff_base", "backoff_max"):
+            v = getattr(self, name)
+            need(number(v) and v >= 0, name, "a number of seconds >= 0")
+        need(number(self.restart_window) and self.restart_window > 0, "restart_window", "a number of seconds > 0")
 
 
 class Supervisor:

@@ -166,3 +166,17 @@ async def test_mailbox_is_bounded(autojump_clock):
             assert store.mob("a").statistics().queue_depth <= 4
         assert len(done) == 40
         assert [e.cursor for e in await store.mob("a").events.replay_all()] == list(range(1, 41))
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("mailbox_size", 0), ("max_batch", -1), ("idle_timeout", 0), ("backoff_base", -1),
+     ("max_restarts", 1.5), ("restart_window", "10"), ("no_such_option", 1)],
+)
+async def test_bad_tuning_is_invalid_input(option, value):
+    """A bad or unknown open_store option is InvalidInput naming it; nothing is opened."""
+    from mobstore.actors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=option):
+        async with open_store(**{option: value}):
+            pass  # pragma: no cover
