@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mobstore.storage import AppendEvents, _events
+from mobstore.storage._atomic import iter_applied
 
 from ._request import Request
 
@@ -29,6 +30,6 @@ class MobBehaviour:
         for r in requests:
             if r.results is None:
                 continue
-            for cmd, res in zip(r.commands, r.results):
+            for cmd, res in iter_applied(r.commands, r.results):
                 if type(cmd) is AppendEvents and res:
                     self.head = res[-1].cursor

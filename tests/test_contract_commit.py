@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import AtomicCommitContract
+
+
+class TestAtomicCommit(AtomicCommitContract):
+    pass

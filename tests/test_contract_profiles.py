@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import RealmProfileContract
+
+
+class TestRealmProfiles(RealmProfileContract):
+    pass

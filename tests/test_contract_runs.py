@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import RunStoreContract
+
+
+class TestRunStore(RunStoreContract):
+    pass

@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import SpecStoreContract
+
+
+class TestSpecStore(SpecStoreContract):
+    pass
