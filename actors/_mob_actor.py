@@ -28,8 +28,14 @@ class MobBehaviour:
 
     def committed(self, requests: list[Request]) -> None:
         for r in requests:
-            if r.results is None:
+            results = r.results
+            if results is None:
                 continue
-            for cmd, res in iter_applied(r.commands, r.results):
+            cmds = r.commands
+            if len(cmds) == 1 and type(cmds[0]) is AppendEvents:  # the hot path: one append
+                if results[0]:
+                    self.head = results[0][-1].cursor
+                continue
+            for cmd, res in iter_applied(cmds, results):
                 if type(cmd) is AppendEvents and res:
                     self.head = res[-1].cursor
