@@ -188,6 +188,7 @@ async def open_store(
     group_commit: bool = True,
     readers: int = 2,
     page_size: int = 1024,
+    vfs: str | None = None,
     crash_hook: CrashHook | None = None,
     **tuning: Any,
 ) -> AsyncIterator[Store]:
@@ -208,6 +209,7 @@ async def open_store(
             gives each request its own transaction (a baseline for benchmarks).
         readers: reader connections of a file store.
         page_size: SQLite page size of a new file (1024 by default: see ``Database.open``).
+        vfs: a registered SQLite VFS name for the file (fault injection); ``None`` in production.
         crash_hook: fault injection (``mobstore.actors.testing``); ``None`` in production.
         **tuning: fields of :class:`SupervisorConfig` (``mailbox_size``, ``idle_timeout``...).
 
@@ -225,7 +227,7 @@ async def open_store(
         raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
     config = SupervisorConfig(**tuning)
     db = await trio.to_thread.run_sync(
-        partial(Database.open, path, durability=durability, clock=clock, readers=readers, page_size=page_size)
+        partial(Database.open, path, durability=durability, clock=clock, readers=readers, page_size=page_size, vfs=vfs)
     )
     try:
         async with trio.open_nursery() as outer:

@@ -133,8 +133,8 @@ def _lock_file(path: str) -> int:
     return fd
 
 
-def _connect(name: str, durability: str, *, flags: int) -> apsw.Connection:
-    conn = apsw.Connection(name, flags=flags)
+def _connect(name: str, durability: str, *, flags: int, vfs: str | None = None) -> apsw.Connection:
+    conn = apsw.Connection(name, flags=flags, vfs=vfs) if vfs else apsw.Connection(name, flags=flags)
     conn.set_busy_timeout(_BUSY_TIMEOUT_MS)
     return conn
 
@@ -187,11 +187,13 @@ class Database:
         clock: Callable[[], datetime] | None = None,
         readers: int = 2,
         page_size: int = 1024,
+        vfs: str | None = None,
     ) -> Database:
         """Open (creating and migrating if needed) the store at ``path``; ``None`` opens a
         private in-memory store.
 
-        ``page_size`` applies to new files only.
+        ``page_size`` applies to new files only. ``vfs`` names a registered SQLite VFS for
+        the file's connections (fault injection: ``mobstore.actors.testing``).
 
         Raises:
             InvalidInput: bad durability, readers or page_size.
@@ -218,7 +220,7 @@ class Database:
         conns: list[apsw.Connection] = []
         try:
             flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-            writer = _connect(path, durability, flags=flags)
+            writer = _connect(path, durability, flags=flags, vfs=vfs)
             conns.append(writer)
             # Read the marks before any pragma that writes (journal_mode writes the header).
             version = _schema.check_file(writer, path)
@@ -231,7 +233,7 @@ class Database:
             _configure(writer, durability, memory=False)
             _schema.migrate(writer, version)
             for _ in range(readers):
-                r = _connect(path, durability, flags=apsw.SQLITE_OPEN_READWRITE)
+                r = _connect(path, durability, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
                 _configure(r, durability, memory=False)
                 r.execute("PRAGMA query_only = ON")
                 conns.append(r)
