@@ -40,6 +40,7 @@ from mobstore.storage import MobStoreError as MobStoreError
 from mobstore.storage import NewMobEvent as NewMobEvent
 from mobstore.storage import NotFound as NotFound
 from mobstore.storage import Profile as Profile
+from mobstore.storage import PruneBlocked as PruneBlocked
 from mobstore.storage import ReadFailed as ReadFailed
 from mobstore.storage import SpecRevisionConflict as SpecRevisionConflict
 from mobstore.storage import StaleCursor as StaleCursor
@@ -51,8 +52,29 @@ from mobstore.storage import StoreLocked as StoreLocked
 from mobstore.storage import StoredRealmProfile as StoredRealmProfile
 from mobstore.storage import ToolConfig as ToolConfig
 from mobstore.storage import WriteFailed as WriteFailed
+from mobstore.storage import ConfigEnvelope as ConfigEnvelope
+from mobstore.storage import ConfigEnvelopePolicy as ConfigEnvelopePolicy
+from mobstore.storage import ConfigResolvedPaths as ConfigResolvedPaths
+from mobstore.storage import ConfigSnapshot as ConfigSnapshot
+from mobstore.storage import ConfigStoreMetadata as ConfigStoreMetadata
+from mobstore.storage import InputAbandonReason as InputAbandonReason
+from mobstore.storage import InputDurability as InputDurability
+from mobstore.storage import InputLifecycleState as InputLifecycleState
+from mobstore.storage import InputState as InputState
+from mobstore.storage import InputStateHistoryEntry as InputStateHistoryEntry
+from mobstore.storage import InputTerminalOutcome as InputTerminalOutcome
+from mobstore.storage import MetadataScope as MetadataScope
+from mobstore.storage import PolicySnapshot as PolicySnapshot
+from mobstore.storage import ReconstructionSource as ReconstructionSource
+from mobstore.storage import RunApplyBoundary as RunApplyBoundary
+from mobstore.storage import RunBoundaryReceipt as RunBoundaryReceipt
+from mobstore.storage import RuntimeState as RuntimeState
+from mobstore.storage import SessionDelta as SessionDelta
+from mobstore.storage import uuid7 as uuid7
 
 from ._committer import CommitterStatistics as CommitterStatistics
+from ._consumer import Consumer as Consumer
+from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._kernel import ActorStatistics as ActorStatistics
 from ._mob import Mob as Mob
 from ._mob import MobEvents as MobEvents
@@ -65,5 +87,11 @@ from ._store import Store as Store
 from ._store import StoreStatistics as StoreStatistics
 from ._store import open_store as open_store
 from ._supervisor import SupervisorConfig as SupervisorConfig
+from ._config import ConfigRuntime as ConfigRuntime
+from ._labels_rpc import METHODS as LABELS_RPC_METHODS
+from ._labels_rpc import handle as handle_labels_rpc
+from ._labels_rpc import respond as respond_labels_rpc
+from ._mob_cursors import MobCursors as MobCursors
+from ._mob_labels import MobLabels as MobLabels
 
 __all__ = [name for name in dir() if not name.startswith("_")]

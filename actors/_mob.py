@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mobstore.storage import AppendEvents, ClearEvents, MobEvent, NewMobEvent, PruneEvents, _events
 from mobstore.storage._events import encode_event
 from mobstore.storage._codec import check_time, time_to_micros
 
 from ._kernel import ActorStatistics
+from ._consumer import Consumer, Handler, start_consumer
+from ._tail import Subscription, wait_cursor
 from ._mob_commands import MobCommands, commit
 from ._mob_runs import MobRuns
+from ._mob_cursors import MobCursors
+from ._mob_labels import MobLabels
 from ._mob_spec import MobSpec
 
 if TYPE_CHECKING:
@@ -76,15 +80,42 @@ class MobEvents:
         """The last cursor ever assigned in this mob (0 if none), even if since pruned."""
         return await self._mob._store._read(_events.last_cursor, self._mob.mob_id)
 
+    def subscribe(self, after_cursor: int = 0) -> Subscription:
+        """Committed events with ``cursor > after_cursor``: history first, then live ones as
+        they commit, in cursor order, with no gap or duplicate. Use with ``async for``::
+
+            async for ev in mob.events.subscribe(after_cursor=last_seen):
+                handle(ev)
+
+        Only committed events are yielded; a slow subscriber costs no memory (it reads pages
+        from the log). The iterator ends with ``StoreClosed`` when the store closes.
+
+        Raises (on the first iteration):
+            StaleCursor: ``after_cursor`` is past the last cursor ever assigned in this mob
+                (it belongs to another log); never silently skipped to the latest.
+            InvalidInput: a negative or non-int ``after_cursor``.
+        """
+        return Subscription(self._mob._store, self._mob.mob_id, after_cursor)
+
+    async def wait_cursor(self, cursor: int) -> None:
+        """Return once ``cursor`` is committed in this mob (at once if it already is, also if
+        it was pruned since). Cancel it to stop waiting; nothing else is affected."""
+        await wait_cursor(self._mob._store, self._mob.mob_id, cursor)
+
     async def clear(self) -> None:
         """Delete every event of the mob. Cursors keep counting from where they were."""
         mob = self._mob
         await mob._store._call(mob._key, (ClearEvents(mob.mob_id),))
 
-    async def prune(self, older_than: datetime) -> int:
-        """Delete the events with ``timestamp < older_than`` (strict); return how many."""
+    async def prune(self, older_than: datetime, *, force: bool = False) -> int:
+        """Delete the events with ``timestamp < older_than`` (strict); return how many.
+
+        Retention respects durable consumers: if an event to delete comes after the cursor
+        of a consumer of this mob (any persisted ``mob.cursors`` entry), nothing is deleted
+        and :class:`PruneBlocked` names the slowest consumer; ``force=True`` prunes anyway.
+        """
         mob = self._mob
-        cmd = PruneEvents(mob.mob_id, time_to_micros(check_time(older_than, "older_than")))
+        cmd = PruneEvents(mob.mob_id, time_to_micros(check_time(older_than, "older_than")), force is True)
         return await mob._store._call(mob._key, (cmd,))
 
 
@@ -92,7 +123,7 @@ class Mob:
     """Handle of one mob. All its mutations go through the mob's actor (``"mob:<id>"``),
     one message per call, applied in mailbox order."""
 
-    __slots__ = ("_store", "mob_id", "_key", "events", "spec", "runs")
+    __slots__ = ("_store", "mob_id", "_key", "events", "spec", "runs", "labels", "cursors")
 
     def __init__(self, store: Store, mob_id: str) -> None:
         self._store = store
@@ -101,6 +132,8 @@ class Mob:
         self.events = MobEvents(self)
         self.spec = MobSpec(self)
         self.runs = MobRuns(self)
+        self.labels = MobLabels(self)
+        self.cursors = MobCursors(self)
 
     @property
     def cmd(self) -> MobCommands:
@@ -132,6 +165,42 @@ class Mob:
                 ``NotFound``...); nothing of the batch was stored.
         """
         return await commit(self, commands)
+
+    def consume(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        after_cursor: int | None = None,
+        start: str = "beginning",
+        **supervision: Any,
+    ) -> Consumer:
+        """Start the durable consumer ``name`` of this mob's log (see ``_consumer``).
+
+        ``handler(event)`` (sync or async) is called for each committed event in cursor
+        order. If it returns ``mob.cmd`` commands, they commit in one transaction with the
+        consumer's cursor (exactly once); if it returns ``None``, delivery is at least once.
+        The consumer resumes from its persisted cursor after any restart, also of the
+        process (call ``consume`` again with the same name); with no persisted cursor it
+        starts after ``after_cursor``, at the head with ``start="latest"``, else at the
+        beginning. It runs until the store closes or ``await consumer.stop()``.
+
+        ``supervision``: ``max_retries`` (5), ``retry_window`` (60 s), ``backoff_base``
+        (0.05 s), ``backoff_max`` (5 s): a handler failing more often stops the consumer in
+        state ``"failed"`` with the error in its statistics.
+
+        Example::
+
+            async def project(ev):
+                return [mob.cmd.put_spec({"last": ev.cursor})]
+
+            consumer = mob.consume("projector", project)
+            await consumer.wait_cursor(await mob.events.last_cursor())
+
+        Raises:
+            InvalidInput: a bad name/option, or a consumer of that name already runs here.
+        """
+        return start_consumer(self, name, handler, after_cursor=after_cursor, start=start, **supervision)
 
     def statistics(self) -> ActorStatistics | None:
         """The mob actor's counters, or ``None`` if it is not running."""

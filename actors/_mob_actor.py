@@ -27,6 +27,14 @@ class MobBehaviour:
         self.head = await self._store._read(_events.last_cursor, self.mob_id)
 
     def committed(self, requests: list[Request]) -> None:
+        head = self.head
+        self._follow(requests)
+        if self.head != head:
+            tail = self._store._tails.get(self.mob_id)
+            if tail is not None:  # someone subscribes or waits: wake them
+                tail.advance(self.head)
+
+    def _follow(self, requests: list[Request]) -> None:
         for r in requests:
             results = r.results
             if results is None:

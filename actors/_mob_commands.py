@@ -102,9 +102,10 @@ class MobCommands:
         """``mob.events.clear()``; its result is ``None``."""
         return ClearEvents(self.mob_id)
 
-    def prune(self, older_than: datetime) -> Command:
-        """``mob.events.prune(older_than)``; its result is the number of events deleted."""
-        return PruneEvents(self.mob_id, time_to_micros(check_time(older_than, "older_than")))
+    def prune(self, older_than: datetime, *, force: bool = False) -> Command:
+        """``mob.events.prune(older_than, force=...)``; its result is the number of events
+        deleted (:class:`PruneBlocked` from ``commit`` if a consumer holds them back)."""
+        return PruneEvents(self.mob_id, time_to_micros(check_time(older_than, "older_than")), force is True)
 
     # -- mob.spec ----------------------------------------------------------------------------
 

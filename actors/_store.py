@@ -27,6 +27,8 @@ from mobstore.storage._codec import check_id
 from mobstore.storage._run_records import run_id_text
 
 from ._committer import Committer, CommitterStatistics
+from ._consumer import Consumer, ConsumerStatistics
+from ._config import ConfigRuntime
 from ._kernel import ActorStatistics, Behaviour, CrashHook
 from ._mob import Mob
 from ._mob_actor import MobBehaviour
@@ -34,6 +36,7 @@ from ._realm import RealmProfiles
 from ._request import Request
 from ._runtime import Runtime
 from ._supervisor import Supervisor, SupervisorConfig
+from ._tail import Tail
 
 T = TypeVar("T")
 
@@ -62,6 +65,7 @@ class StoreStatistics:
     queue_depth: int  #: requests waiting in all mailboxes
     committer: CommitterStatistics
     actors: tuple[ActorStatistics, ...]
+    consumers: tuple[ConsumerStatistics, ...] = ()
 
 
 class Store:
@@ -72,6 +76,8 @@ class Store:
         self._db = db
         self._committer = committer
         self._closed = False
+        self._tails: dict[str, Tail] = {}  # live tails of mob logs (subscriptions)
+        self._consumers: dict[tuple[str, str], Consumer] = {}  # running durable consumers
         self._supervisor = Supervisor(nursery, committer, self._behaviour, config, crash_hook)
 
     def _behaviour(self, key: str) -> Behaviour:
@@ -94,6 +100,11 @@ class Store:
     def profiles(self) -> RealmProfiles:
         """The realm's profiles (revision CAS), served by the ``"realm"`` actor."""
         return RealmProfiles(self)
+
+    @property
+    def config(self) -> ConfigRuntime:
+        """The realm config (generation CAS), served by the ``"realm"`` actor."""
+        return ConfigRuntime(self)
 
     async def get_run(self, run_id: uuid.UUID | str) -> MobRun | None:
         """The flow run ``run_id`` of any mob, or ``None``. Sees every acknowledged write.
@@ -166,14 +177,21 @@ class Store:
             queue_depth=sum(a.queue_depth for a in actors),
             committer=self._committer.statistics(),
             actors=actors,
+            consumers=tuple(c.statistics() for c in self._consumers.values()),
         )
 
     async def _aclose(self) -> None:
         # Order matters: refuse new calls, let actors hand over what they accepted, let the
         # committer commit it, then close the database (in a thread: it may checkpoint).
+        # Durable consumers first: they persist their last position while the store still
+        # takes writes.
+        for consumer in list(self._consumers.values()):
+            await consumer.stop()
         self._closed = True
         await self._supervisor.aclose()
         self._committer.close()
+        for tail in self._tails.values():
+            tail.close()
 
 
 _TUNING = {f.name for f in attrs.fields(SupervisorConfig)}

@@ -151,7 +151,7 @@ class Supervisor:
                         self._escalate(slot, exc)
                         return
                     slot.state = "backoff"
-                    await trio.sleep(min(cfg.backoff_base * 2 ** (len(crashes) - 1), cfg.backoff_max))
+                    await trio.sleep(min(cfg.backoff_base * 2.0 ** min(len(crashes) - 1, 60), cfg.backoff_max))
                     slot.restarts += 1
                     self.restarts += 1
                     slot.state = "running"

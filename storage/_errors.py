@@ -106,6 +106,27 @@ class StaleCursor(InvalidInput):
         )
 
 
+class PruneBlocked(MobStoreError):
+    """``prune`` would remove events a durable consumer has not processed yet; nothing was
+    deleted. Pass ``force=True`` to prune anyway (that consumer will skip the pruned events).
+
+    Attributes:
+        mob_id: the mob.
+        consumer: the name of the slowest consumer holding the events back.
+        consumer_cursor: that consumer's cursor.
+    """
+
+    def __init__(self, mob_id: str, consumer: str, consumer_cursor: int) -> None:
+        self.mob_id = mob_id
+        self.consumer = consumer
+        self.consumer_cursor = consumer_cursor
+        super().__init__(
+            f"prune of mob {mob_id!r} refused: consumer {consumer!r} has processed events only up "
+            f"to cursor {consumer_cursor}, and events after it are older than the prune horizon; "
+            "nothing was deleted (pass force=True to prune anyway)"
+        )
+
+
 class DecodeError(MobStoreError, ValueError):
     """A stored value could not be decoded (corrupt, or written by a newer mobstore)."""
 

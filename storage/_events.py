@@ -24,7 +24,7 @@ from ._codec import (
     time_to_micros,
 )
 from ._database import Transaction
-from ._errors import InvalidInput
+from ._errors import InvalidInput, PruneBlocked
 from ._records import MobEvent, NewMobEvent
 
 # (timestamp in µs or None for "now", the same as a datetime, kind, payload JSON text, the
@@ -128,12 +128,31 @@ class ClearEvents:
 
 @attrs.frozen
 class PruneEvents:
-    """Delete the mob's events with ``timestamp < older_than`` (strict); returns the count."""
+    """Delete the mob's events with ``timestamp < older_than`` (strict); returns the count.
+
+    Unless ``force``, it first checks the mob's persisted consumer cursors (``mob_cursors``):
+    if an event to delete lies after the slowest consumer's cursor, it raises
+    :class:`PruneBlocked` naming that consumer and deletes nothing.
+    """
 
     mob_id: str
     older_than_us: int
+    force: bool = False
 
     def apply(self, tx: Transaction) -> int:
+        if not self.force:
+            slowest = tx.execute(
+                "SELECT name, cursor FROM mob_cursors WHERE mob_id = ? ORDER BY cursor, name LIMIT 1",
+                (self.mob_id,),
+            ).fetchall()
+            if slowest:
+                name, cursor = slowest[0]
+                held = tx.execute(
+                    "SELECT 1 FROM mob_events WHERE mob_id = ? AND cursor > ? AND ts_us < ? LIMIT 1",
+                    (self.mob_id, cursor, self.older_than_us),
+                ).fetchall()
+                if held:
+                    raise PruneBlocked(self.mob_id, name, cursor)
         tx.execute(
             "DELETE FROM mob_events WHERE mob_id = ? AND ts_us < ?", (self.mob_id, self.older_than_us)
         )

@@ -158,7 +158,61 @@ CREATE TABLE realm_profiles (
 
 # Runtime store, realm config, labels and subscription cursors (storage/_runtime_store.py,
 # storage/_config.py, storage/_labels.py, storage/_cursors.py).
-_V1_RUNTIME_CONFIG_METADATA = ""
+_V1_RUNTIME_CONFIG_METADATA = """
+-- Runtime store (SEMANTICS.md 6.4), keyed by runtime id. Ids are canonical lowercase UUID
+-- text; JSON columns hold upstream's serde form. A receipt key is never overwritten (the
+-- command refuses a duplicate with CasConflict before writing anything).
+CREATE TABLE runtime_input_states (
+    runtime_id TEXT NOT NULL,
+    input_id   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, input_id)
+) WITHOUT ROWID;
+
+CREATE TABLE runtime_receipts (
+    runtime_id TEXT    NOT NULL,
+    run_id     TEXT    NOT NULL,
+    sequence   INTEGER NOT NULL CHECK (sequence >= 0),
+    receipt    TEXT    NOT NULL,
+    PRIMARY KEY (runtime_id, run_id, sequence)
+) WITHOUT ROWID;
+
+-- Session snapshots can be large: a rowid table keeps them out of the key B-tree.
+CREATE TABLE runtime_snapshots (
+    runtime_id TEXT PRIMARY KEY,
+    snapshot   BLOB NOT NULL
+);
+
+CREATE TABLE runtime_states (
+    runtime_id TEXT PRIMARY KEY,
+    state      TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The realm config: one row holding the config AND its generation, so one statement
+-- changes both (SEMANTICS.md 7.3 [PROP]). No row: the initial config, generation 0.
+CREATE TABLE realm_config (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    config     TEXT    NOT NULL,
+    generation INTEGER NOT NULL CHECK (generation >= 1)
+);
+
+-- Mob- and run-scoped labels (SEMANTICS.md 8.1); run_id '' is the mob scope (not NULL:
+-- NULLs in a key are distinct from each other).
+CREATE TABLE mob_labels (
+    mob_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    PRIMARY KEY (mob_id, run_id)
+) WITHOUT ROWID;
+
+-- Named subscription cursors per mob (SEMANTICS.md 8.2).
+CREATE TABLE mob_cursors (
+    mob_id TEXT    NOT NULL,
+    name   TEXT    NOT NULL,
+    cursor INTEGER NOT NULL,
+    PRIMARY KEY (mob_id, name)
+) WITHOUT ROWID;
+"""
 
 #: The ladder: ``MIGRATIONS[i]`` takes a file from ``user_version`` i to i + 1.
 MIGRATIONS: tuple[str, ...] = (_V1_EVENTS + _V1_RUNS + _V1_SPECS_PROFILES + _V1_RUNTIME_CONFIG_METADATA,)

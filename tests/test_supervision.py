@@ -180,3 +180,28 @@ async def test_bad_tuning_is_invalid_input(option, value):
     with pytest.raises(InvalidInput, match=option):
         async with open_store(**{option: value}):
             pass  # pragma: no cover
+
+
+async def test_subscribers_survive_actor_crash_and_passivation(autojump_clock):
+    """A live subscription keeps receiving events across an actor crash and a passivation:
+    the committed head it waits on belongs to the store, not to the actor incarnation."""
+    hook = CrashOn("mob:a")
+    async with open_store(crash_hook=hook, idle_timeout=40) as store:
+        log = store.mob("a").events
+        got: list[int] = []
+
+        async def reader():
+            async for e in log.subscribe():
+                got.append(e.cursor)
+                if len(got) == 2:
+                    return
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            with pytest.raises(ActorCrashed):
+                await log.append(ev(0))
+            await log.append(ev(1))  # served by the restarted actor
+            await trio.sleep(100)  # idle: passivated
+            assert store.statistics().passivated == 1
+            await log.append(ev(2))  # a fresh actor
+        assert got == [1, 2]

@@ -1,0 +1,126 @@
+"""Live tails of mob event logs: ``subscribe`` and ``wait_cursor``.
+
+Theory of operation
+-------------------
+A subscription never buffers events in memory: it reads committed events from the database
+in pages (``poll``) and, when it has caught up, parks until the mob's *committed head* moves
+past its cursor. The head lives in a per-mob :class:`Tail` owned by the store (not by the
+actor, so passivating or restarting the actor does not disturb subscribers). The mob actor
+advances it in ``committed()``, which runs after the COMMIT that made the events durable, so
+a subscriber is never woken for, and never reads, an uncommitted event.
+
+Why no gaps or duplicates: the subscription's cursor only moves to cursors it has yielded, in
+ascending order, and every read asks for ``cursor > last yielded``. Why no lost wake-up: the
+head is compared before parking, and the head is only advanced after the rows are readable.
+Pruned holes are simply skipped by ``poll``.
+
+Backpressure: a slow subscriber holds at most one page of events; the log itself is the
+buffer, so a subscriber that falls behind costs no memory, only reads when it resumes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from mobstore.storage import MobEvent, StaleCursor, StoreClosed, _events
+from mobstore.storage._codec import check_count
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+#: Events read per page by a subscription.
+PAGE = 256
+
+
+class Tail:
+    """The committed head of one mob's log, and a way to wait for it to move."""
+
+    __slots__ = ("head", "_moved", "_closed")
+
+    def __init__(self) -> None:
+        self.head = 0
+        self._moved = trio.Event()
+        self._closed = False
+
+    def advance(self, head: int) -> None:
+        """Record a committed head (called by the mob actor after COMMIT)."""
+        if head > self.head:
+            self.head = head
+            self._moved.set()
+            self._moved = trio.Event()
+
+    async def wait_past(self, cursor: int) -> None:
+        """Return once the committed head is greater than ``cursor``.
+
+        Raises:
+            StoreClosed: the store closed while waiting.
+        """
+        while self.head <= cursor:
+            if self._closed:
+                raise StoreClosed("the store closed while waiting for new events")
+            await self._moved.wait()
+
+    def close(self) -> None:
+        """Wake every waiter with StoreClosed (the store is closing)."""
+        self._closed = True
+        self._moved.set()
+
+
+async def _tail(store: Store, mob_id: str) -> Tail:
+    tail = store._tails.get(mob_id)
+    if tail is None:
+        tail = store._tails[mob_id] = Tail()
+    # Learn the durable head (also after a reopen, before any append in this process).
+    tail.advance(await store._read(_events.last_cursor, mob_id))
+    return tail
+
+
+class Subscription:
+    """An async iterator over a mob's committed events, history first, then live.
+
+    Use it with ``async for``; it ends only when the store closes (``StoreClosed``) or the
+    caller stops iterating. Cancelling a wait is safe: nothing is consumed that was not yielded.
+    """
+
+    def __init__(self, store: Store, mob_id: str, after_cursor: int) -> None:
+        self._store = store
+        self._mob_id = mob_id
+        self.cursor = check_count(after_cursor, "after_cursor")
+        self._page: list[MobEvent] = []
+        self._tail: Tail | None = None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MobEvent:
+        if not self._page:
+            await self._fill()
+        ev = self._page.pop(0)
+        self.cursor = ev.cursor
+        return ev
+
+    async def _fill(self) -> None:
+        store, mob = self._store, self._mob_id
+        if self._tail is None:
+            self._tail = await _tail(store, mob)
+            if self.cursor > self._tail.head:
+                raise StaleCursor(mob, self.cursor, self._tail.head)
+        while True:
+            page = await store._read(_events.poll, mob, self.cursor, PAGE)
+            if page:
+                self._page = page
+                return
+            await self._tail.wait_past(self.cursor)
+
+
+async def wait_cursor(store: Store, mob_id: str, cursor: int) -> None:
+    """Return once ``cursor`` of ``mob_id`` is committed (at once if it already is)."""
+    check_count(cursor, "cursor")
+    tail = store._tails.get(mob_id)
+    if tail is not None and tail.head >= cursor:
+        await trio.lowlevel.checkpoint()
+        return
+    tail = await _tail(store, mob_id)
+    await tail.wait_past(cursor - 1)

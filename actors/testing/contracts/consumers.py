@@ -1,0 +1,223 @@
+"""The durable-consumer contract (``mob.consume``), SEMANTICS.md §8.3."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+import trio
+import trio.testing
+
+from mobstore.actors import InvalidInput, NewMobEvent, PruneBlocked, StaleCursor
+
+
+def _ev(i: int = 0) -> NewMobEvent:
+    return NewMobEvent("k", {"i": i})
+
+
+class ConsumerContract:
+    """Durable consumers resume from their persisted cursor; exactly once with commands."""
+
+    async def test_first_start_delivers_history_then_live(self, store):
+        """With no persisted cursor a consumer starts at the beginning, then follows live."""
+        mob = store.mob("m")
+        await mob.events.append_batch([_ev(i) for i in range(3)])
+        seen: list[int] = []
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await c.wait_cursor(3)
+        await mob.events.append(_ev(3))
+        await c.wait_cursor(4)
+        assert seen == [1, 2, 3, 4]
+        await c.stop()
+        assert await mob.cursors.get("proj") == 4
+        assert c.statistics().state == "stopped"
+
+    async def test_resumes_from_persisted_cursor(self, store):
+        """A consumer started again under the same name continues after its cursor."""
+        mob = store.mob("m")
+        seen: list[int] = []
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await mob.events.append_batch([_ev(i) for i in range(3)])
+        await c.wait_cursor(3)
+        await c.stop()
+        await mob.events.append_batch([_ev(i) for i in range(2)])
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await c.wait_cursor(5)
+        assert seen == [1, 2, 3, 4, 5]
+
+    async def test_resumes_after_reopen(self, backend):
+        """After the process closes the store and opens it again, the consumer resumes."""
+        seen: list[int] = []
+        async with backend.open() as s:
+            c = s.mob("m").consume("proj", lambda ev: seen.append(ev.cursor))
+            await s.mob("m").events.append_batch([_ev(i) for i in range(3)])
+            await c.wait_cursor(3)
+        async with backend.open() as s:
+            await s.mob("m").events.append(_ev())
+            c = s.mob("m").consume("proj", lambda ev: seen.append(ev.cursor))
+            await c.wait_cursor(4 if backend.persistent else 1)
+        if backend.persistent:
+            assert seen == [1, 2, 3, 4]
+        else:
+            assert seen == [1, 2, 3, 1]
+
+    async def test_start_positions(self, store):
+        """after_cursor= starts after it; start="latest" skips the history."""
+        mob = store.mob("m")
+        await mob.events.append_batch([_ev(i) for i in range(4)])
+        a: list[int] = []
+        b: list[int] = []
+        ca = mob.consume("a", lambda ev: a.append(ev.cursor), after_cursor=2)
+        cb = mob.consume("b", lambda ev: b.append(ev.cursor), start="latest")
+        await cb.wait_ready()
+        await mob.events.append(_ev())
+        await ca.wait_cursor(5)
+        await cb.wait_cursor(5)
+        assert (a, b) == ([3, 4, 5], [5])
+
+    async def test_failing_handler_is_retried_then_succeeds(self, backend, autojump_clock):
+        """A handler that raises is retried with backoff from the persisted cursor."""
+        # (no idle sweeper: with autojump, virtual time would leap past the retry window)
+        async with backend.open(idle_timeout=None) as store:
+            await self._retried(store)
+
+    async def _retried(self, store):
+        mob = store.mob("m")
+        seen: list[int] = []
+        failures = [2]
+
+        def handler(ev):
+            if ev.cursor == 3 and failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("transient")
+            seen.append(ev.cursor)
+
+        c = mob.consume("proj", handler)
+        await mob.events.append_batch([_ev(i) for i in range(4)])
+        await c.wait_cursor(4)
+        assert seen[-2:] == [3, 4] and seen.count(3) == 1  # 1, 2 may repeat (at least once)
+        assert sorted(set(seen)) == [1, 2, 3, 4]
+        st = c.statistics()
+        assert st.retries == 2 and "transient" in st.last_error
+
+    async def test_handler_that_keeps_failing_is_reported(self, backend, autojump_clock):
+        """Too many failures in the window stop the consumer as failed, error kept."""
+        async with backend.open(idle_timeout=None) as store:
+            await self._fails(store)
+
+    async def _fails(self, store):
+        mob = store.mob("m")
+        await mob.events.append(_ev())
+
+        def handler(ev):
+            raise ValueError("always broken")
+
+        c = mob.consume("proj", handler, max_retries=3)
+        with pytest.raises(ValueError, match="always broken"):
+            await c.wait_stopped()
+        st = c.statistics()
+        assert (st.state, st.retries) == ("failed", 3), st
+        assert store.statistics().consumers == ()  # no longer running
+        assert await mob.cursors.get("proj") == 0  # never advanced past the failing event
+
+    async def test_stale_persisted_cursor_is_an_error(self, store):
+        """A persisted cursor past the log's last cursor stops the consumer with StaleCursor."""
+        mob = store.mob("m")
+        await mob.events.append(_ev())
+        await mob.cursors.reset(7, "proj")
+        c = mob.consume("proj", lambda ev: None)
+        with pytest.raises(StaleCursor):
+            await c.wait_stopped()
+
+    async def test_after_clear_receives_new_events(self, store):
+        """After clear, a resumed consumer receives the new events (cursors never reused)."""
+        mob = store.mob("m")
+        seen: list[int] = []
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await mob.events.append_batch([_ev(), _ev()])
+        await c.wait_cursor(2)
+        await c.stop()
+        await mob.events.clear()
+        await mob.events.append(_ev())
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await c.wait_cursor(3)
+        assert seen == [1, 2, 3]
+
+    async def test_exactly_once_with_commands_under_crashes(self, backend, autojump_clock):
+        """A consumer whose handler returns commands commits them with its cursor: after 100
+        injected failures (handler crashes and actor crashes) every event is applied once."""
+        rng = random.Random(7)
+        budget = {"handler": 50, "actor": 50}
+
+        def crash_hook(key, requests):
+            # crash the mob actor on some groups that carry the consumer's commit
+            if budget["actor"] and any(len(r.commands) == 1 and type(r.commands[0]).__name__ == "Atomic" for r in requests):
+                if rng.random() < 0.5:
+                    budget["actor"] -= 1
+                    raise RuntimeError("injected actor crash")
+
+        async with backend.open(crash_hook=crash_hook, idle_timeout=None, max_restarts=10**6) as s:
+            mob = s.mob("m")
+            n = 40
+            await mob.events.append_batch([_ev(i) for i in range(n)])
+
+            async def project(ev):
+                if budget["handler"] and rng.random() < 0.5:
+                    budget["handler"] -= 1
+                    raise RuntimeError("injected handler crash")
+                current = await mob.spec.get_spec()
+                seen, rev = (current[0]["seen"], current[1]) if current else ([], 0)
+                return [mob.cmd.put_spec({"seen": [*seen, ev.cursor]}, revision=rev)]
+
+            c = mob.consume("proj", project, max_retries=10**6, backoff_base=0.001, backoff_max=0.01)
+            while budget["handler"] or budget["actor"]:
+                await c.wait_cursor(n)
+                if budget["handler"] or budget["actor"]:  # replay from the start to spend the budget
+                    await c.stop()
+                    await mob.cursors.reset(0, "proj")
+                    await mob.spec.delete_spec()
+                    c = mob.consume("proj", project, max_retries=10**6, backoff_base=0.001, backoff_max=0.01)
+            await c.wait_cursor(n)
+            definition, _ = await mob.spec.get_spec()
+            assert budget == {"handler": 0, "actor": 0}  # all 100 failures were injected
+            assert definition["seen"] == list(range(1, n + 1))
+            assert c.statistics().retries > 0
+
+    async def test_prune_respects_consumers(self, store, clock):
+        """prune refuses to remove events a consumer has not processed (naming it), and
+        removes them with force=True."""
+        mob = store.mob("m")
+        t_old = clock.now - timedelta(days=1)
+        await mob.events.append_batch([NewMobEvent("old", timestamp=t_old) for _ in range(4)])
+        await mob.cursors.reset(2, "slow")
+        await mob.cursors.reset(4, "fast")
+        with pytest.raises(PruneBlocked) as info:
+            await mob.events.prune(clock.now)
+        assert (info.value.consumer, info.value.consumer_cursor) == ("slow", 2)
+        assert len(await mob.events.replay_all()) == 4
+        await mob.cursors.set(4, "slow")
+        assert await mob.events.prune(clock.now) == 4
+        await mob.events.append(NewMobEvent("old", timestamp=t_old))
+        assert await mob.events.prune(clock.now, force=True) == 1
+
+    async def test_statistics_and_duplicate_names(self, store):
+        """Statistics show cursor and lag; one running consumer per name and mob."""
+        mob = store.mob("m")
+        gate = trio.Event()
+
+        async def slow(ev):
+            if ev.cursor == 2:
+                await gate.wait()
+
+        c = mob.consume("proj", slow)
+        with pytest.raises(InvalidInput, match="already running"):
+            mob.consume("proj", slow)
+        await mob.events.append_batch([_ev() for _ in range(5)])
+        await c.wait_cursor(1)
+        await trio.testing.wait_all_tasks_blocked()
+        [st] = store.statistics().consumers
+        assert (st.name, st.cursor, st.lag, st.state) == ("proj", 1, 4, "running")
+        gate.set()
+        await c.wait_cursor(5)
+        assert c.statistics().lag == 0

@@ -1,0 +1,180 @@
+"""The live-tail contract: ``subscribe`` and ``wait_cursor`` (SEMANTICS.md §2.3)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import trio
+import trio.testing
+
+from mobstore.actors import NewMobEvent, StaleCursor, StoreClosed
+
+
+def _ev(i: int = 0) -> NewMobEvent:
+    return NewMobEvent("k", {"i": i})
+
+
+async def _take(sub, n: int) -> list[int]:
+    out = []
+    async for ev in sub:
+        out.append(ev.cursor)
+        if len(out) == n:
+            break
+    return out
+
+
+class SubscriptionContract:
+    """``mob.events.subscribe`` / ``wait_cursor``: committed events, in order, no gaps."""
+
+    async def test_history_then_live(self, store):
+        """A subscription yields the history after its cursor, then live events."""
+        log = store.mob("m").events
+        await log.append_batch([_ev(i) for i in range(3)])
+        got: list[int] = []
+
+        async def reader():
+            got.extend(await _take(log.subscribe(after_cursor=1), 4))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []  # still waiting for the 4th
+            await log.append(_ev(3))
+            await log.append(_ev(4))
+        assert got == [2, 3, 4, 5]
+
+    async def test_many_appenders_many_subscribers(self, store):
+        """Every subscriber sees exactly the committed sequence: in order, no gap, no dup."""
+        log = store.mob("m").events
+        writers, per_writer, readers = 8, 25, 4
+        total = writers * per_writer
+        seen: list[list[int]] = [[] for _ in range(readers)]
+
+        async def writer(w):
+            for i in range(per_writer):
+                if i % 5 == 0:
+                    await log.append_batch([_ev(w), _ev(w)])
+                else:
+                    await log.append(_ev(w))
+
+        async def reader(r):
+            seen[r] = await _take(log.subscribe(), total + total // 5)
+
+        async with trio.open_nursery() as n:
+            for r in range(readers):
+                n.start_soon(reader, r)
+            for w in range(writers):
+                n.start_soon(writer, w)
+        expected = list(range(1, total + total // 5 + 1))
+        assert all(s == expected for s in seen)
+
+    async def test_only_committed_events_are_seen(self, store, backend):
+        """While a transaction holding a new event is open, subscribers and readers do not see
+        the event; they see it once it commits."""
+        log = store.mob("m").events
+        await log.append(_ev(0))
+        entered, gate = threading.Event(), threading.Event()
+
+        class Hold:  # a command that keeps the transaction open until released
+            mob_id = "m"
+
+            def apply(self, tx):
+                entered.set()
+                gate.wait(30)
+
+        seen: list[int] = []
+
+        async def reader():
+            async for ev in log.subscribe(after_cursor=1):
+                seen.append(ev.cursor)
+                return
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            n.start_soon(store.mob("m").commit, store.mob("m").cmd.append(_ev(1)), Hold())
+            await trio.to_thread.run_sync(entered.wait)  # the event row is written, not committed
+            if backend.persistent:  # WAL readers run beside the open transaction
+                assert [e.cursor for e in await log.poll(0, 10)] == [1]
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen == []
+            gate.set()
+        assert seen == [2]
+
+    async def test_stale_cursor_is_refused(self, store):
+        """A cursor past the last one ever assigned raises StaleCursor (no silent jump)."""
+        log = store.mob("m").events
+        await log.append_batch([_ev(), _ev()])
+        with pytest.raises(StaleCursor) as info:
+            await _take(log.subscribe(after_cursor=3), 1)
+        assert (info.value.after_cursor, info.value.latest_cursor) == (3, 2)
+        with pytest.raises(StaleCursor):
+            await _take(store.mob("empty").events.subscribe(after_cursor=1), 1)
+
+    async def test_after_clear_old_cursors_stay_valid(self, store):
+        """After clear, a subscriber at an old cursor gets exactly the new events (cursors
+        are never reused, so the stale-but-valid cursor cannot skip them)."""
+        log = store.mob("m").events
+        await log.append_batch([_ev(), _ev(), _ev()])
+        await log.clear()
+        await log.append(_ev())
+        assert await _take(log.subscribe(after_cursor=3), 1) == [4]
+
+    async def test_pruned_holes_are_skipped(self, store, clock):
+        """Events removed by prune are skipped; the rest arrive in order."""
+        log = store.mob("m").events
+        t0 = clock.now
+        await log.append(_ev())
+        await log.append(NewMobEvent("old", timestamp=t0 - timedelta(days=1)))
+        await log.append(_ev())
+        assert await log.prune(t0) == 1
+        assert await _take(log.subscribe(), 2) == [1, 3]
+
+    async def test_wait_cursor(self, store):
+        """wait_cursor returns at once for a committed cursor and otherwise when it commits."""
+        log = store.mob("m").events
+        await log.append(_ev())
+        await log.wait_cursor(1)
+        await log.wait_cursor(0)
+        done: list[int] = []
+
+        async def waiter():
+            await log.wait_cursor(3)
+            done.append(await log.last_cursor())
+
+        async with trio.open_nursery() as n:
+            n.start_soon(waiter)
+            await log.append(_ev())
+            await trio.testing.wait_all_tasks_blocked()
+            assert done == []
+            await log.append(_ev())
+        assert done == [3]
+
+    async def test_close_ends_waiting_subscribers(self, backend):
+        """A subscriber waiting for events when the store closes gets StoreClosed."""
+        errors = []
+        async with backend.open() as s:
+
+            async def reader():
+                try:
+                    await _take(s.mob("m").events.subscribe(), 1)
+                except StoreClosed as exc:
+                    errors.append(exc)
+
+            s._supervisor._nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+        assert len(errors) == 1
+
+    async def test_resume_after_reopen(self, backend):
+        """A subscriber resuming at its cursor after a reopen gets exactly the rest."""
+        async with backend.open() as s:
+            await s.mob("m").events.append_batch([_ev(i) for i in range(5)])
+        async with backend.open() as s:
+            log = s.mob("m").events
+            if backend.persistent:
+                await log.append(_ev())
+                assert await _take(log.subscribe(after_cursor=3), 3) == [4, 5, 6]
+            else:
+                with pytest.raises(StaleCursor):
+                    await _take(log.subscribe(after_cursor=3), 1)

@@ -1,0 +1,342 @@
+"""The runtime store (SEMANTICS.md §6): commands and reads, SQL over an open transaction.
+
+Theory of operation
+-------------------
+Everything is scoped to one runtime id; the tables are keyed by it, so runtimes are fully
+isolated. One actor per runtime id sends these commands, so per-runtime order is its
+mailbox order; each command is one SAVEPOINT, so every operation is all or nothing.
+
+``CommitSessionBoundary`` is the authoritative boundary write. Inside the transaction it
+
+1. allocates ``sequence`` = 1 + the highest sequence of (runtime, run), or 0 (the primary
+   key index answers this without a scan), so sequences are gapless from 0 per runtime and
+   run when only this command writes receipts, and can never collide;
+2. mints the receipt: the digest and message count of the snapshot were computed when the
+   command was built (``SessionDelta`` parses the snapshot once, on the caller's side);
+3. stamps ``last_run_id`` and ``last_boundary_sequence`` on every input update (never
+   ``updated_at``);
+4. replaces the session snapshot, inserts the receipt, upserts the input states.
+
+To keep the writer thread cheap, the input states and the receipt are encoded to JSON when
+the command is built, without the two fields that depend on the sequence; ``apply`` appends
+those to the text (the receipt's ``sequence`` is its last key upstream anyway).
+
+``AtomicApply`` writes a caller-minted receipt unchanged (upstream: no sequence or digest
+check) with the states as given. Unlike upstream's in-memory and redb backends, which
+silently overwrite, a receipt key that exists is :class:`CasConflict` on every backend and
+nothing of the call is written (SEMANTICS.md §6.2, API.md decision 4).
+
+Input states are listed in ``input_id`` order (canonical lowercase UUID text, so for
+UUIDv7 ids, creation order), on every backend (SEMANTICS.md §6.2 [PROP]). The store does
+not validate lifecycle moves [UP]. ``session_store_key`` is accepted by the handle for
+upstream compatibility and ignored, as by every upstream backend; the shared ``sessions``
+table is out of scope (§6.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+import attrs
+
+from ._codec import decode_json, encode_object
+from ._database import Transaction
+from ._errors import CasConflict, DecodeError, InvalidInput
+from ._run_records import run_id_text
+from ._runtime_records import (
+    InputState,
+    RunApplyBoundary,
+    RunBoundaryReceipt,
+    RuntimeState,
+    SessionDelta,
+    _enum,
+    _uuids,
+)
+
+_UPSERT_INPUT = (
+    "INSERT INTO runtime_input_states (runtime_id, input_id, state) VALUES (?, ?, ?)"
+    " ON CONFLICT (runtime_id, input_id) DO UPDATE SET state = excluded.state"
+)
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO runtime_snapshots (runtime_id, snapshot) VALUES (?, ?)"
+    " ON CONFLICT (runtime_id) DO UPDATE SET snapshot = excluded.snapshot"
+)
+_UPSERT_STATE = (
+    "INSERT INTO runtime_states (runtime_id, state) VALUES (?, ?)"
+    " ON CONFLICT (runtime_id) DO UPDATE SET state = excluded.state"
+)
+_INSERT_RECEIPT = "INSERT INTO runtime_receipts (runtime_id, run_id, sequence, receipt) VALUES (?, ?, ?, ?)"
+
+# (input_id, JSON text) of one input state, encoded on the caller's side.
+_Encoded = tuple[str, str]
+
+
+def _delta(value: Any, field: str, *, optional: bool = False) -> SessionDelta | None:
+    if value is None and optional:
+        return None
+    if type(value) is not SessionDelta:
+        raise InvalidInput(field, f"must be a SessionDelta, got {type(value).__name__}")
+    return value
+
+
+def _states(values: Any, field: str) -> list[InputState]:
+    if isinstance(values, (str, bytes, InputState)) or not isinstance(values, Sequence):
+        raise InvalidInput(field, f"must be a list of InputState, got {type(values).__name__}")
+    for i, s in enumerate(values):
+        if type(s) is not InputState:
+            raise InvalidInput(f"{field}[{i}]", f"must be an InputState, got {type(s).__name__}")
+    return list(values)
+
+
+def encode_states(values: Any, field: str) -> tuple[_Encoded, ...]:
+    """Validate and encode input states for a write (deep JSON check, with paths)."""
+    return tuple((s.input_id, encode_object(s.to_json(), f"{field}[{i}]")) for i, s in enumerate(_states(values, field)))
+
+
+def _stampable(values: Any, field: str) -> tuple[tuple[str, str], ...]:
+    # The states without the two stamped fields, as JSON text without its closing brace.
+    out = []
+    for i, s in enumerate(_states(values, field)):
+        obj = s.to_json()
+        obj.pop("last_run_id", None)
+        obj.pop("last_boundary_sequence", None)
+        out.append((s.input_id, encode_object(obj, f"{field}[{i}]")[:-1]))
+    return tuple(out)
+
+
+def _runtime_state(value: Any, field: str = "runtime_state") -> RuntimeState:
+    return _enum(RuntimeState, field)(value)  # type: ignore[no-any-return]
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CommitSessionBoundary:
+    """Commit a session boundary: allocate the receipt's sequence, mint the receipt, stamp
+    the input updates, and write snapshot, receipt and input states in one transaction.
+    Returns the :class:`RunBoundaryReceipt`. Build it with :meth:`of`."""
+
+    runtime_id: str
+    snapshot: bytes
+    run_id: str
+    receipt_prefix: str  # the receipt's JSON without ',"sequence":N}'
+    template: RunBoundaryReceipt  # the receipt with sequence 0
+    updates: tuple[tuple[str, str], ...]  # (input_id, JSON without the stamps and '}')
+
+    @classmethod
+    def of(
+        cls,
+        runtime_id: str,
+        session_delta: SessionDelta,
+        run_id: Any,
+        boundary: RunApplyBoundary | str,
+        contributing_input_ids: Sequence[Any] = (),
+        input_updates: Sequence[InputState] = (),
+    ) -> CommitSessionBoundary:
+        """Validate and encode on the caller's side; :class:`InvalidInput` naming the field."""
+        delta = _delta(session_delta, "session_delta")
+        assert delta is not None
+        run = run_id_text(run_id)
+        receipt = RunBoundaryReceipt(
+            run_id=run,
+            boundary=_enum(RunApplyBoundary, "boundary")(boundary),
+            contributing_input_ids=_uuids("contributing_input_ids")(contributing_input_ids),
+            conversation_digest=delta.conversation_digest,
+            message_count=delta.message_count,
+        )
+        wire = receipt.to_json()
+        del wire["sequence"]
+        prefix = encode_object(wire, "receipt")[:-1]
+        return cls(runtime_id, delta.session_snapshot, run, prefix, receipt, _stampable(input_updates, "input_updates"))
+
+    def apply(self, tx: Transaction) -> RunBoundaryReceipt:
+        rid, run = self.runtime_id, self.run_id
+        seq = tx.execute(
+            "SELECT COALESCE(MAX(sequence) + 1, 0) FROM runtime_receipts WHERE runtime_id = ? AND run_id = ?",
+            (rid, run),
+        ).fetchall()[0][0]
+        tx.execute(_INSERT_RECEIPT, (rid, run, seq, f'{self.receipt_prefix},"sequence":{seq}}}'))
+        tx.execute(_UPSERT_SNAPSHOT, (rid, self.snapshot))
+        if self.updates:
+            stamp = f',"last_run_id":"{run}","last_boundary_sequence":{seq}}}'
+            tx.executemany(_UPSERT_INPUT, [(rid, iid, text + stamp) for iid, text in self.updates])
+        return attrs.evolve(self.template, sequence=seq)
+
+
+def _check_receipt_free(tx: Transaction, rid: str, receipt: RunBoundaryReceipt) -> None:
+    row = tx.execute(
+        "SELECT receipt FROM runtime_receipts WHERE runtime_id = ? AND run_id = ? AND sequence = ?",
+        (rid, receipt.run_id, receipt.sequence),
+    ).fetchall()
+    if row:
+        raise CasConflict(
+            f"boundary receipt (run {receipt.run_id}, sequence {receipt.sequence}) of runtime {rid!r}",
+            None,
+            _receipt(row[0][0], rid),
+            "receipts are never overwritten",
+        )
+
+
+@attrs.frozen
+class AtomicApply:
+    """Write a caller-supplied receipt unchanged, the snapshot (if any) and the input states
+    as given, in one transaction. Returns ``None``.
+
+    Raises :class:`CasConflict` (nothing written) if the receipt's key exists.
+    """
+
+    runtime_id: str
+    snapshot: bytes | None
+    receipt: RunBoundaryReceipt
+    receipt_text: str
+    updates: tuple[_Encoded, ...]
+
+    @classmethod
+    def of(
+        cls,
+        runtime_id: str,
+        session_delta: SessionDelta | None,
+        receipt: RunBoundaryReceipt,
+        input_updates: Sequence[InputState] = (),
+    ) -> AtomicApply:
+        """Validate and encode on the caller's side; :class:`InvalidInput` naming the field."""
+        delta = _delta(session_delta, "session_delta", optional=True)
+        if type(receipt) is not RunBoundaryReceipt:
+            raise InvalidInput("receipt", f"must be a RunBoundaryReceipt, got {type(receipt).__name__}")
+        return cls(
+            runtime_id,
+            None if delta is None else delta.session_snapshot,
+            receipt,
+            encode_object(receipt.to_json(), "receipt"),
+            encode_states(input_updates, "input_updates"),
+        )
+
+    def apply(self, tx: Transaction) -> None:
+        rid, r = self.runtime_id, self.receipt
+        _check_receipt_free(tx, rid, r)
+        if self.snapshot is not None:
+            tx.execute(_UPSERT_SNAPSHOT, (rid, self.snapshot))
+        tx.execute(_INSERT_RECEIPT, (rid, r.run_id, r.sequence, self.receipt_text))
+        if self.updates:
+            tx.executemany(_UPSERT_INPUT, [(rid, iid, text) for iid, text in self.updates])
+
+
+@attrs.frozen
+class PersistInputState:
+    """Upsert one input state (by input id). Returns ``None``."""
+
+    runtime_id: str
+    updates: tuple[_Encoded, ...]
+
+    @classmethod
+    def of(cls, runtime_id: str, state: InputState) -> PersistInputState:
+        if type(state) is not InputState:
+            raise InvalidInput("state", f"must be an InputState, got {type(state).__name__}")
+        return cls(runtime_id, ((state.input_id, encode_object(state.to_json(), "state")),))
+
+    def apply(self, tx: Transaction) -> None:
+        rid = self.runtime_id
+        tx.executemany(_UPSERT_INPUT, [(rid, iid, text) for iid, text in self.updates])
+
+
+@attrs.frozen
+class PersistRuntimeState:
+    """Upsert the runtime's state. Returns ``None``."""
+
+    runtime_id: str
+    state: RuntimeState
+
+    @classmethod
+    def of(cls, runtime_id: str, state: RuntimeState | str) -> PersistRuntimeState:
+        return cls(runtime_id, _runtime_state(state, "state"))
+
+    def apply(self, tx: Transaction) -> None:
+        tx.execute(_UPSERT_STATE, (self.runtime_id, self.state.value))
+
+
+@attrs.frozen
+class AtomicLifecycleCommit:
+    """The runtime state and every given input state, in one transaction (retire, reset,
+    stop, destroy). Returns ``None``."""
+
+    runtime_id: str
+    state: RuntimeState
+    updates: tuple[_Encoded, ...]
+
+    @classmethod
+    def of(cls, runtime_id: str, runtime_state: RuntimeState | str, input_states: Sequence[InputState]) -> AtomicLifecycleCommit:
+        return cls(runtime_id, _runtime_state(runtime_state), encode_states(input_states, "input_states"))
+
+    def apply(self, tx: Transaction) -> None:
+        rid = self.runtime_id
+        tx.execute(_UPSERT_STATE, (rid, self.state.value))
+        if self.updates:
+            tx.executemany(_UPSERT_INPUT, [(rid, iid, text) for iid, text in self.updates])
+
+
+# -- reads (run on a reader connection) ------------------------------------------------------
+
+
+def _decode(cls: Any, text: str, what: str) -> Any:
+    try:
+        return cls.from_json(decode_json(text, what))
+    except InvalidInput as exc:
+        raise DecodeError(what, str(exc)) from None
+
+
+def _receipt(text: str, rid: str) -> RunBoundaryReceipt:
+    return _decode(RunBoundaryReceipt, text, f"boundary receipt of runtime {rid!r}")  # type: ignore[no-any-return]
+
+
+def load_input_states(conn: apsw.Connection, runtime_id: str) -> list[InputState]:
+    """Every input state of the runtime, in input-id order."""
+    rows = conn.execute(
+        "SELECT input_id, state FROM runtime_input_states WHERE runtime_id = ? ORDER BY input_id", (runtime_id,)
+    ).fetchall()
+    return [_decode(InputState, text, f"input state {iid} of runtime {runtime_id!r}") for iid, text in rows]
+
+
+def load_input_state(conn: apsw.Connection, runtime_id: str, input_id: str) -> InputState | None:
+    """One input state, or ``None``."""
+    rows = conn.execute(
+        "SELECT state FROM runtime_input_states WHERE runtime_id = ? AND input_id = ?", (runtime_id, input_id)
+    ).fetchall()
+    return _decode(InputState, rows[0][0], f"input state {input_id} of runtime {runtime_id!r}") if rows else None
+
+
+def load_boundary_receipt(conn: apsw.Connection, runtime_id: str, run_id: str, sequence: int) -> RunBoundaryReceipt | None:
+    """The receipt of (run, sequence), or ``None``."""
+    rows = conn.execute(
+        "SELECT receipt FROM runtime_receipts WHERE runtime_id = ? AND run_id = ? AND sequence = ?",
+        (runtime_id, run_id, sequence),
+    ).fetchall()
+    return _receipt(rows[0][0], runtime_id) if rows else None
+
+
+def load_boundary_receipts(conn: apsw.Connection, runtime_id: str, run_id: str) -> list[RunBoundaryReceipt]:
+    """Every receipt of the run, by sequence."""
+    rows = conn.execute(
+        "SELECT receipt FROM runtime_receipts WHERE runtime_id = ? AND run_id = ? ORDER BY sequence",
+        (runtime_id, run_id),
+    ).fetchall()
+    return [_receipt(r[0], runtime_id) for r in rows]
+
+
+def load_session_snapshot(conn: apsw.Connection, runtime_id: str) -> bytes | None:
+    """The latest snapshot bytes, exactly as written, or ``None``."""
+    rows = conn.execute("SELECT snapshot FROM runtime_snapshots WHERE runtime_id = ?", (runtime_id,)).fetchall()
+    return bytes(rows[0][0]) if rows else None
+
+
+def load_runtime_state(conn: apsw.Connection, runtime_id: str) -> RuntimeState | None:
+    """The persisted runtime state, or ``None`` if it was never written."""
+    rows = conn.execute("SELECT state FROM runtime_states WHERE runtime_id = ?", (runtime_id,)).fetchall()
+    if not rows:
+        return None
+    try:
+        return RuntimeState(rows[0][0])
+    except ValueError:
+        raise DecodeError(f"runtime state of {runtime_id!r}", f"{rows[0][0]!r} is not a runtime state") from None

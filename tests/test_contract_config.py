@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import ConfigRuntimeContract
+
+
+class TestConfigRuntime(ConfigRuntimeContract):
+    pass

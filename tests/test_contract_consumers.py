@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import ConsumerContract
+
+
+class TestConsumers(ConsumerContract):
+    pass

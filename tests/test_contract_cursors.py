@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import CursorsContract
+
+
+class TestCursors(CursorsContract):
+    pass

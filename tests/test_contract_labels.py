@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import LabelsContract
+
+
+class TestLabels(LabelsContract):
+    pass

@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import RuntimeStoreContract
+
+
+class TestRuntimeStore(RuntimeStoreContract):
+    pass

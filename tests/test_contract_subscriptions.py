@@ -1,0 +1,5 @@
+from mobstore.actors.testing.contracts import SubscriptionContract
+
+
+class TestSubscriptions(SubscriptionContract):
+    pass
