@@ -23,18 +23,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mobstore.benchmarks import appends
+    from mobstore.benchmarks import appends, subscribers
     from mobstore.benchmarks._stats import table
 
-    print(
-        f"mobstore bench appends: {args.workers} workers x {args.ops} appends over {args.mobs} mobs, "
-        f"durability={args.durability}, file stores in a temp dir"
-    )
-    results = appends.run(
-        workers=args.workers, ops=args.ops, mobs=args.mobs, durability=args.durability,
-        directory=args.dir, progress=lambda m: print("  running", m, flush=True),
-    )
-    print(table(results))
+    progress = lambda m: print("  running", m, flush=True)  # noqa: E731
+    if args.workload == "appends":
+        print(
+            f"mobstore bench appends: {args.workers} workers x {args.ops} appends over {args.mobs} mobs, "
+            f"durability={args.durability}, file stores in a temp dir"
+        )
+        results = appends.run(
+            workers=args.workers, ops=args.ops, mobs=args.mobs, durability=args.durability,
+            directory=args.dir, progress=progress,
+        )
+        print(table(results))
+    else:
+        print(f"mobstore bench subscribers: durability={args.durability}, file stores in a temp dir")
+        results = subscribers.run(
+            appenders=args.workers, ops=args.ops if args.ops != 500 else 100, subscribers=args.subscribers,
+            backlog=args.backlog, durability=args.durability, directory=args.dir, progress=progress,
+        )
+        print(subscribers.render(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump([r.to_json() for r in results], f, indent=2)
@@ -54,9 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--durability", choices=["full", "normal"], default="full")
     demo.set_defaults(func=_demo)
 
-    bench = sub.add_parser("bench", help="durable append throughput vs one-transaction-per-append and naive sqlite3")
-    bench.add_argument("--workers", type=int, default=64)
-    bench.add_argument("--ops", type=int, default=500, help="appends per worker")
+    bench = sub.add_parser("bench", help="benchmarks: durable appends vs baselines; subscriber latency and catch-up")
+    bench.add_argument("workload", nargs="?", choices=["appends", "subscribers"], default="appends")
+    bench.add_argument("--workers", type=int, default=64, help="concurrent writers (appenders)")
+    bench.add_argument("--ops", type=int, default=500, help="appends per worker (subscribers: 100)")
+    bench.add_argument("--subscribers", type=int, default=8, help="subscribers workload: live subscribers")
+    bench.add_argument("--backlog", type=int, default=1_000_000, help="subscribers workload: catch-up backlog")
     bench.add_argument("--mobs", type=int, default=16)
     bench.add_argument("--durability", choices=["full", "normal"], default="full")
     bench.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")

@@ -87,7 +87,25 @@ async def run_demo(
     out(f"  store: {path}\n")
 
     t0 = time.perf_counter()
+    projected = "mob-0"
+    handler_crashed = []
+
+    def projector(mob: Any) -> Callable[[Any], Any]:
+        # An exactly-once projection: the running summary lives in the mob's spec and is
+        # committed together with the consumer's cursor (mob.commit). It crashes once, midway.
+        async def project(ev: Any) -> list[Any]:
+            if ev.cursor == agents_per_mob * events_per_agent // 2 and not handler_crashed:
+                handler_crashed.append(ev.cursor)
+                raise RuntimeError("demo: injected projector crash")
+            current = await mob.spec.get_spec()
+            summary, rev = (current[0]["summary"], current[1]) if current else ({"count": 0, "cursor_sum": 0}, 0)
+            summary = {"count": summary["count"] + 1, "cursor_sum": summary["cursor_sum"] + ev.cursor, "through": ev.cursor}
+            return [mob.cmd.put_spec({"id": mob.mob_id, "summary": summary}, revision=rev)]
+
+        return project
+
     async with open_store(path, durability=durability, crash_hook=crash_hook) as store:
+        consumer = store.mob(projected).consume("projector", projector(store.mob(projected)), backoff_base=0.01)
 
         async def agent(mob_id: str, agent_no: int) -> None:
             log = store.mob(mob_id).events
@@ -106,6 +124,9 @@ async def run_demo(
             for m in range(mobs):
                 for a in range(agents_per_mob):
                     nursery.start_soon(agent, f"mob-{m}", a)
+        head = await store.mob(projected).events.last_cursor()
+        await consumer.wait_cursor(head)
+        cstats = consumer.statistics()
         stats = store.statistics()
         report.restarts = stats.restarts
         report.mean_batch = stats.committer.mean_batch
@@ -115,6 +136,8 @@ async def run_demo(
     out(f"\n  {report.acknowledged} events acknowledged in {report.seconds:.2f}s "
         f"({report.acknowledged / report.seconds:,.0f}/s, {report.commits} commits, mean batch {report.mean_batch:.1f})\n")
     out(f"  actor {victim} crashed once: {report.crashed_requests} in-flight requests got ActorCrashed and were retried; restarts={report.restarts}\n")
+    out(f"  durable consumer 'projector' on {projected}: handled {cstats.handled} events, crashed once at cursor "
+        f"{handler_crashed[0] if handler_crashed else '-'} and resumed ({cstats.retries} retry); lag {cstats.lag}\n")
     out("  closed the store; reopening and verifying ...\n")
 
     async with open_store(path, durability=durability) as store:
@@ -130,11 +153,24 @@ async def run_demo(
             wrong += sum(1 for c, p in events.items() if c in by_cursor and by_cursor[c] != p)
             extra = len(by_cursor) - len(events)
             wrong += max(extra, 0)
+        n_proj = len(acked[projected])
+        spec = await store.mob(projected).spec.get_spec()
+        summary = spec[0]["summary"] if spec else {}
+        resumed = store.mob(projected).consume("projector", projector(store.mob(projected)))
+        await resumed.wait_ready()
+        resumed_at = resumed.cursor
+        await resumed.stop()
         report.checks = [
             ("every acknowledged event is present", lost == 0, f"{lost} missing"),
             ("each stored once, with its acknowledged cursor and payload", dup == 0 and wrong == 0, f"{dup} duplicated, {wrong} different or unacknowledged"),
             ("cursors strictly increasing per mob", monotonic, ""),
             ("the crashed actor was restarted", report.restarts >= 1, f"restarts={report.restarts}"),
+            (
+                "the projection holds every event of its mob exactly once",
+                summary.get("count") == n_proj and summary.get("cursor_sum") == n_proj * (n_proj + 1) // 2,
+                f"summary={summary}, events={n_proj}",
+            ),
+            ("the consumer resumes after reopen at its persisted cursor", resumed_at == n_proj, f"resumed at {resumed_at}"),
         ]
     width = max(len(name) for name, _, _ in report.checks)
     for name, ok, detail in report.checks:

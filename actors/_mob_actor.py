@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mobstore.storage import AppendEvents, _events
+from mobstore.storage import AppendEvents, ClearEvents, PruneEvents, _events
 from mobstore.storage._atomic import iter_applied
 
 from ._request import Request
+from ._tail import Tail
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -27,14 +28,14 @@ class MobBehaviour:
         self.head = await self._store._read(_events.last_cursor, self.mob_id)
 
     def committed(self, requests: list[Request]) -> None:
-        head = self.head
-        self._follow(requests)
-        if self.head != head:
-            tail = self._store._tails.get(self.mob_id)
-            if tail is not None:  # someone subscribes or waits: wake them
-                tail.advance(self.head)
+        tail = self._store._tails.get(self.mob_id)
+        if tail is None:  # nobody subscribes or waits: only track the head
+            self._follow(requests, None)
+            return
+        self._follow(requests, tail)
+        tail.advance(self.head)  # wakes subscribers and waiters
 
-    def _follow(self, requests: list[Request]) -> None:
+    def _follow(self, requests: list[Request], tail: Tail | None) -> None:
         for r in requests:
             results = r.results
             if results is None:
@@ -43,7 +44,14 @@ class MobBehaviour:
             if len(cmds) == 1 and type(cmds[0]) is AppendEvents:  # the hot path: one append
                 if results[0]:
                     self.head = results[0][-1].cursor
+                    if tail is not None:
+                        tail.push(results[0])
                 continue
             for cmd, res in iter_applied(cmds, results):
-                if type(cmd) is AppendEvents and res:
+                t = type(cmd)
+                if t is AppendEvents and res:
                     self.head = res[-1].cursor
+                    if tail is not None:
+                        tail.push(res)
+                elif tail is not None and (t is ClearEvents or t is PruneEvents):
+                    tail.forget()  # removed events must not be served from memory

@@ -14,12 +14,21 @@ ascending order, and every read asks for ``cursor > last yielded``. Why no lost 
 head is compared before parking, and the head is only advanced after the rows are readable.
 Pruned holes are simply skipped by ``poll``.
 
+Live subscribers read from memory: the tail keeps the most recent committed events (up to
+:data:`RECENT`, pushed by the mob actor after each COMMIT, contiguous in cursor order), so N
+subscribers of a busy mob do not each re-read and re-decode every event. A subscriber whose
+cursor is not covered (it is behind, or the actor restarted, or events were cleared or
+pruned, which empties the memory) reads pages from the database as before. Events served from
+memory are the same objects for every subscriber: treat their payloads as read-only.
+
 Backpressure: a slow subscriber holds at most one page of events; the log itself is the
 buffer, so a subscriber that falls behind costs no memory, only reads when it resumes.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
@@ -32,17 +41,43 @@ if TYPE_CHECKING:
 
 #: Events read per page by a subscription.
 PAGE = 256
+#: Recent committed events a tail keeps in memory for live subscribers.
+RECENT = 4096
 
 
 class Tail:
     """The committed head of one mob's log, and a way to wait for it to move."""
 
-    __slots__ = ("head", "_moved", "_closed")
+    __slots__ = ("head", "_moved", "_closed", "recent")
 
     def __init__(self) -> None:
         self.head = 0
         self._moved = trio.Event()
         self._closed = False
+        self.recent: deque[MobEvent] = deque(maxlen=RECENT)
+
+    def push(self, events: list[MobEvent]) -> None:
+        """Remember committed events (called by the mob actor, in commit order)."""
+        recent = self.recent
+        if recent and recent[-1].cursor + 1 != events[0].cursor:
+            recent.clear()  # not contiguous (e.g. a restarted actor): start over
+        recent.extend(events)
+
+    def forget(self) -> None:
+        """Drop the remembered events (after a clear or prune)."""
+        self.recent.clear()
+
+    def after(self, cursor: int, limit: int) -> list[MobEvent] | None:
+        """Up to ``limit`` remembered events after ``cursor``, or ``None`` if memory does not
+        cover ``cursor + 1`` (read the database instead)."""
+        recent = self.recent
+        if not recent:
+            return None
+        first = recent[0].cursor
+        if not first <= cursor + 1 <= recent[-1].cursor:
+            return None
+        i = cursor + 1 - first
+        return list(itertools.islice(recent, i, i + limit))
 
     def advance(self, head: int) -> None:
         """Record a committed head (called by the mob actor after COMMIT)."""
@@ -88,7 +123,7 @@ class Subscription:
         self._store = store
         self._mob_id = mob_id
         self.cursor = check_count(after_cursor, "after_cursor")
-        self._page: list[MobEvent] = []
+        self._page: deque[MobEvent] = deque()
         self._tail: Tail | None = None
 
     def __aiter__(self) -> Subscription:
@@ -97,7 +132,7 @@ class Subscription:
     async def __anext__(self) -> MobEvent:
         if not self._page:
             await self._fill()
-        ev = self._page.pop(0)
+        ev = self._page.popleft()
         self.cursor = ev.cursor
         return ev
 
@@ -107,12 +142,15 @@ class Subscription:
             self._tail = await _tail(store, mob)
             if self.cursor > self._tail.head:
                 raise StaleCursor(mob, self.cursor, self._tail.head)
+        tail = self._tail
         while True:
-            page = await store._read(_events.poll, mob, self.cursor, PAGE)
+            page = tail.after(self.cursor, PAGE)
+            if page is None:
+                page = await store._read(_events.poll, mob, self.cursor, PAGE)
             if page:
-                self._page = page
+                self._page = deque(page)
                 return
-            await self._tail.wait_past(self.cursor)
+            await tail.wait_past(self.cursor)
 
 
 async def wait_cursor(store: Store, mob_id: str, cursor: int) -> None:

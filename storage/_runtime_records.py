@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import check_count, check_time, utc_now
+from ._codec import _dumps, check_count, check_time, encode_json, utc_now
 from ._errors import InvalidInput
 from ._run_records import run_id_text
 
@@ -580,6 +580,9 @@ class RunBoundaryReceipt:
         )
 
 
+_MAX_SNAPSHOT = 1 << 30  # SQLite's blob limit is 1e9 bytes
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -593,7 +596,10 @@ def conversation_digest(messages: list[Any]) -> str:
     was written by Rust's ``serde_json`` and holds no floats that the two format
     differently (Python writes ``1e+16`` where Rust writes ``1e16``).
     """
-    text = json.dumps(messages, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text = _dumps(messages)  # compact, non-ASCII kept, no NaN: json.dumps as documented
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("messages", f"are not JSON ({exc})") from None
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -641,8 +647,18 @@ class SessionDelta:
     @classmethod
     def from_session(cls, session: Mapping[str, Any]) -> SessionDelta:
         """A delta holding ``session`` (a dict with a ``messages`` list) as compact JSON."""
-        try:
-            raw = json.dumps(session, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput("session", f"is not JSON ({exc})") from None
-        return cls(raw.encode("utf-8"))
+        if not isinstance(session, Mapping):
+            raise InvalidInput("session", f"must be a JSON object (a dict), got {type(session).__name__}")
+        messages = session.get("messages")
+        if type(messages) is not list:
+            raise InvalidInput("session", f"must have a 'messages' list, got {type(messages).__name__}")
+        raw = encode_json(dict(session), "session", max_bytes=_MAX_SNAPSHOT)
+        digest = conversation_digest(messages)
+        # What __init__ would compute from the bytes, without parsing them again: plain JSON
+        # (checked above: str keys, finite numbers) encodes to the same text after a round
+        # trip through loads.
+        delta = object.__new__(cls)
+        object.__setattr__(delta, "session_snapshot", raw.encode("utf-8"))
+        object.__setattr__(delta, "conversation_digest", digest)
+        object.__setattr__(delta, "message_count", len(messages))
+        return delta

@@ -122,7 +122,7 @@ class CommitSessionBoundary:
     runtime_id: str
     snapshot: bytes
     run_id: str
-    receipt_prefix: str  # the receipt's JSON without ',"sequence":N}'
+    receipt_prefix: str  # the receipt's JSON up to and including '"sequence":'
     template: RunBoundaryReceipt  # the receipt with sequence 0
     updates: tuple[tuple[str, str], ...]  # (input_id, JSON without the stamps and '}')
 
@@ -140,30 +140,62 @@ class CommitSessionBoundary:
         delta = _delta(session_delta, "session_delta")
         assert delta is not None
         run = run_id_text(run_id)
-        receipt = RunBoundaryReceipt(
-            run_id=run,
-            boundary=_enum(RunApplyBoundary, "boundary")(boundary),
-            contributing_input_ids=_uuids("contributing_input_ids")(contributing_input_ids),
-            conversation_digest=delta.conversation_digest,
-            message_count=delta.message_count,
+        bound = _enum(RunApplyBoundary, "boundary")(boundary)
+        contributing = _uuids("contributing_input_ids")(contributing_input_ids)
+        template = _receipt_of(run, bound, contributing, delta.conversation_digest, delta.message_count, 0)
+        # Every part is a UUID, an enum value, a hex digest or an int: no escaping needed.
+        ids = ",".join(f'"{i}"' for i in contributing)
+        prefix = (
+            f'{{"run_id":"{run}","boundary":"{bound.value}","contributing_input_ids":[{ids}],'
+            f'"conversation_digest":"{delta.conversation_digest}","message_count":{delta.message_count},"sequence":'
         )
-        wire = receipt.to_json()
-        del wire["sequence"]
-        prefix = encode_object(wire, "receipt")[:-1]
-        return cls(runtime_id, delta.session_snapshot, run, prefix, receipt, _stampable(input_updates, "input_updates"))
+        return cls(runtime_id, delta.session_snapshot, run, prefix, template, _stampable(input_updates, "input_updates"))
 
     def apply(self, tx: Transaction) -> RunBoundaryReceipt:
-        rid, run = self.runtime_id, self.run_id
-        seq = tx.execute(
-            "SELECT COALESCE(MAX(sequence) + 1, 0) FROM runtime_receipts WHERE runtime_id = ? AND run_id = ?",
-            (rid, run),
-        ).fetchall()[0][0]
-        tx.execute(_INSERT_RECEIPT, (rid, run, seq, f'{self.receipt_prefix},"sequence":{seq}}}'))
-        tx.execute(_UPSERT_SNAPSHOT, (rid, self.snapshot))
-        if self.updates:
-            stamp = f',"last_run_id":"{run}","last_boundary_sequence":{seq}}}'
-            tx.executemany(_UPSERT_INPUT, [(rid, iid, text + stamp) for iid, text in self.updates])
-        return attrs.evolve(self.template, sequence=seq)
+        return self.apply_many(tx, (self,))[0]
+
+    @staticmethod
+    def apply_many(tx: Transaction, cmds: Sequence[CommitSessionBoundary]) -> list[RunBoundaryReceipt]:
+        """Apply several boundary commits (any runtimes) in order with three statements in
+        all: the same outcome as applying them one at a time. Each receipt insert allocates
+        its sequence in SQL and sees the inserts before it; of several snapshots of one
+        runtime only the last is written (the earlier ones would be overwritten anyway)."""
+        seqs = [
+            row[0]
+            for row in tx.executemany(_INSERT_NEXT_RECEIPT, [(c.runtime_id, c.run_id, c.receipt_prefix) for c in cmds])
+        ]
+        tx.executemany(_UPSERT_SNAPSHOT, list({c.runtime_id: c.snapshot for c in cmds}.items()))
+        inputs = [
+            (c.runtime_id, iid, f'{text},"last_run_id":"{c.run_id}","last_boundary_sequence":{seq}}}')
+            for c, seq in zip(cmds, seqs)
+            for iid, text in c.updates
+        ]
+        if inputs:
+            tx.executemany(_UPSERT_INPUT, inputs)
+        return [_with_sequence(c.template, seq) for c, seq in zip(cmds, seqs)]
+
+
+# The receipt's sequence is 1 + the highest of (runtime, run), or 0, computed by the insert
+# itself; its JSON text is completed with the sequence in SQL.
+_INSERT_NEXT_RECEIPT = (
+    "INSERT INTO runtime_receipts (runtime_id, run_id, sequence, receipt)"
+    " SELECT ?1, ?2, s, ?3 || s || '}' FROM"
+    " (SELECT COALESCE(MAX(sequence) + 1, 0) AS s FROM runtime_receipts WHERE runtime_id = ?1 AND run_id = ?2)"
+    " RETURNING sequence"
+)
+_RECEIPT_FIELDS = tuple(f.name for f in attrs.fields(RunBoundaryReceipt))
+
+
+def _receipt_of(*values: Any) -> RunBoundaryReceipt:
+    # A receipt from parts already validated (the hot path: no converters or validators).
+    r = object.__new__(RunBoundaryReceipt)
+    for name, v in zip(_RECEIPT_FIELDS, values):
+        object.__setattr__(r, name, v)
+    return r
+
+
+def _with_sequence(template: RunBoundaryReceipt, seq: int) -> RunBoundaryReceipt:
+    return _receipt_of(*(getattr(template, n) for n in _RECEIPT_FIELDS[:-1]), seq)
 
 
 def _check_receipt_free(tx: Transaction, rid: str, receipt: RunBoundaryReceipt) -> None:

@@ -131,6 +131,31 @@ class SubscriptionContract:
         assert await log.prune(t0) == 1
         assert await _take(log.subscribe(), 2) == [1, 3]
 
+    async def test_live_subscriber_skips_events_pruned_meanwhile(self, store, clock):
+        """Events pruned while a live subscriber lags behind are not delivered to it (recent
+        events kept in memory for subscribers are dropped on prune and clear)."""
+        log = store.mob("m").events
+        gate = trio.Event()
+        got: list[int] = []
+
+        async def reader():
+            async for ev in log.subscribe():
+                got.append(ev.cursor)
+                if ev.cursor == 1:
+                    await gate.wait()
+                if ev.cursor == 4:
+                    return
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            await log.append(_ev())
+            await log.append(NewMobEvent("old", timestamp=clock.now - timedelta(days=1)))
+            await log.append(_ev())
+            assert await log.prune(clock.now) == 1
+            await log.append(_ev())
+            gate.set()
+        assert got == [1, 3, 4]
+
     async def test_wait_cursor(self, store):
         """wait_cursor returns at once for a committed cursor and otherwise when it commits."""
         log = store.mob("m").events
