@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mobstore.benchmarks import appends, subscribers
+    from mobstore.benchmarks import appends, boundaries, subscribers
     from mobstore.benchmarks._stats import table
 
     progress = lambda m: print("  running", m, flush=True)  # noqa: E731
@@ -34,6 +34,17 @@ def _bench(args: argparse.Namespace) -> int:
         )
         results = appends.run(
             workers=args.workers, ops=args.ops, mobs=args.mobs, durability=args.durability,
+            directory=args.dir, progress=progress,
+        )
+        print(table(results))
+    elif args.workload == "boundaries":
+        ops = args.ops if args.ops != 500 else 200
+        print(
+            f"mobstore bench boundaries: {args.workers} workers x {ops} session boundaries over {args.runtimes} runtimes, "
+            f"durability={args.durability}, file stores in a temp dir"
+        )
+        results = boundaries.run(
+            workers=args.workers, ops=ops, runtimes=args.runtimes, durability=args.durability,
             directory=args.dir, progress=progress,
         )
         print(table(results))
@@ -64,9 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="benchmarks: durable appends vs baselines; subscriber latency and catch-up")
-    bench.add_argument("workload", nargs="?", choices=["appends", "subscribers"], default="appends")
+    bench.add_argument("workload", nargs="?", choices=["appends", "boundaries", "subscribers"], default="appends")
     bench.add_argument("--workers", type=int, default=64, help="concurrent writers (appenders)")
-    bench.add_argument("--ops", type=int, default=500, help="appends per worker (subscribers: 100)")
+    bench.add_argument("--ops", type=int, default=500, help="operations per worker (boundaries: 200, subscribers: 100)")
+    bench.add_argument("--runtimes", type=int, default=16, help="boundaries workload: runtimes")
     bench.add_argument("--subscribers", type=int, default=8, help="subscribers workload: live subscribers")
     bench.add_argument("--backlog", type=int, default=1_000_000, help="subscribers workload: catch-up backlog")
     bench.add_argument("--mobs", type=int, default=16)

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 from mobstore.storage import InvalidInput, MobStoreError
 from mobstore.storage._labels import check_labels, label_run_id
 
@@ -86,6 +88,8 @@ def _labels(params: dict[str, Any]) -> dict[str, str]:
     if type(labels) is not dict:
         raise _Invalid(f"labels must be a map of string to string: got {_json_type(labels)}")
     for k, v in labels.items():
+        if type(k) is not str:
+            raise _Invalid(f"labels must be a map of string to string: the key {k!r} is {_json_type(k)}")
         if type(v) is not str:
             raise _Invalid(f"labels must be a map of string to string: the value of {k!r} is {_json_type(v)}")
     try:
@@ -154,21 +158,24 @@ async def handle(target: Mob | Store, method: str, params: Any = None) -> dict[s
         raises for bad input or a store failure; cancellation propagates (and a cancelled
         ``set``/``delete`` wrote nothing).
     """
-    fn = METHODS.get(method)
-    if fn is None:
-        return _error(METHOD_NOT_FOUND, "Method not found", method)
+    fn = METHODS.get(method) if type(method) is str else None
     if params is None:
         params = {}
-    if type(params) is not dict:
-        return _error(INVALID_PARAMS, "Invalid params", f"params must be an object, got {_json_type(params)}")
     try:
-        return await fn(_mob(target, params), params)
+        if fn is None:
+            reply = _error(METHOD_NOT_FOUND, "Method not found", method)
+        elif type(params) is not dict:
+            reply = _error(INVALID_PARAMS, "Invalid params", f"params must be an object, got {_json_type(params)}")
+        else:
+            return await fn(_mob(target, params), params)
     except _Invalid as exc:
-        return _error(INVALID_PARAMS, "Invalid params", exc.data)
+        reply = _error(INVALID_PARAMS, "Invalid params", exc.data)
     except InvalidInput as exc:
-        return _error(INVALID_PARAMS, "Invalid params", str(exc))
+        reply = _error(INVALID_PARAMS, "Invalid params", str(exc))
     except MobStoreError as exc:
-        return _error(INTERNAL_ERROR, "Internal error", str(exc))
+        reply = _error(INTERNAL_ERROR, "Internal error", str(exc))
+    await trio.lowlevel.checkpoint()  # a checkpoint on every path, as every public async call
+    return reply
 
 
 async def respond(target: Mob | Store, request: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mobstore.storage import AppendEvents, ClearEvents, PruneEvents, _events
+from mobstore.storage import AppendEvents, ClearEvents, PruneEvents, StoreIOError, _events
 from mobstore.storage._atomic import iter_applied
 
 from ._request import Request
@@ -16,6 +16,21 @@ from ._tail import Tail
 
 if TYPE_CHECKING:
     from ._store import Store
+
+
+class RestartAfterIOError(RuntimeError):
+    """Raised by the mob actor after a group in which a request failed with
+    :class:`StoreIOError` (a write or read the disk refused): the callers already have their
+    answers (``WriteFailed``...), and the supervisor restarts the actor, which rebuilds its
+    state from the database (``recover``) instead of trusting a cache that followed a
+    transaction the disk may have half-seen. Queued requests are served by the next
+    incarnation; nobody receives this error. Each such restart counts towards the
+    supervisor's ``max_restarts`` within ``restart_window``."""
+
+    def __init__(self, mob_id: str, error: BaseException) -> None:
+        self.mob_id = mob_id
+        self.error = error
+        super().__init__(f"mob {mob_id!r} restarts to rebuild its state after an I/O error: {error}")
 
 
 class MobBehaviour:
@@ -28,12 +43,18 @@ class MobBehaviour:
         self.head = await self._store._read(_events.last_cursor, self.mob_id)
 
     def committed(self, requests: list[Request]) -> None:
+        """Follow a committed group (its callers were answered already). A request that
+        failed with ``StoreIOError`` restarts the actor afterwards (see
+        :class:`RestartAfterIOError`)."""
         tail = self._store._tails.get(self.mob_id)
         if tail is None:  # nobody subscribes or waits: only track the head
             self._follow(requests, None)
-            return
-        self._follow(requests, tail)
-        tail.advance(self.head)  # wakes subscribers and waiters
+        else:
+            self._follow(requests, tail)
+            tail.advance(self.head)  # wakes subscribers and waiters
+        for r in requests:
+            if r.error is not None and isinstance(r.error, StoreIOError):
+                raise RestartAfterIOError(self.mob_id, r.error)
 
     def _follow(self, requests: list[Request], tail: Tail | None) -> None:
         for r in requests:

@@ -160,22 +160,32 @@ CREATE TABLE realm_profiles (
 # storage/_config.py, storage/_labels.py, storage/_cursors.py).
 _V1_RUNTIME_CONFIG_METADATA = """
 -- Runtime store (SEMANTICS.md 6.4), keyed by runtime id. Ids are canonical lowercase UUID
--- text; JSON columns hold upstream's serde form. A receipt key is never overwritten (the
+-- text; input states are upstream's serde JSON. A receipt key is never overwritten (the
 -- command refuses a duplicate with CasConflict before writing anything).
+-- Input states and receipts are rowid tables with a UNIQUE key index, not WITHOUT ROWID:
+-- their rows (200-300 bytes) are large for 1 KiB pages, and a boundary commit inserts
+-- them at one point per runtime and run; appended to a rowid table they fill pages densely
+-- and only the small index entries split. Measured on the 64-writer boundary benchmark:
+-- -40% writer time and WAL bytes per commit.
 CREATE TABLE runtime_input_states (
     runtime_id TEXT NOT NULL,
     input_id   TEXT NOT NULL,
     state      TEXT NOT NULL,
-    PRIMARY KEY (runtime_id, input_id)
-) WITHOUT ROWID;
+    UNIQUE (runtime_id, input_id)
+);
 
+-- Receipts as columns (about half the bytes of the JSON form: every boundary commit inserts
+-- one). contributing: JSON array of input ids, in order.
 CREATE TABLE runtime_receipts (
-    runtime_id TEXT    NOT NULL,
-    run_id     TEXT    NOT NULL,
-    sequence   INTEGER NOT NULL CHECK (sequence >= 0),
-    receipt    TEXT    NOT NULL,
-    PRIMARY KEY (runtime_id, run_id, sequence)
-) WITHOUT ROWID;
+    runtime_id    TEXT    NOT NULL,
+    run_id        TEXT    NOT NULL,
+    sequence      INTEGER NOT NULL CHECK (sequence >= 0),
+    boundary      TEXT    NOT NULL,
+    contributing  TEXT    NOT NULL,
+    digest        TEXT,
+    message_count INTEGER NOT NULL,
+    UNIQUE (runtime_id, run_id, sequence)
+);
 
 -- Session snapshots can be large: a rowid table keeps them out of the key B-tree.
 CREATE TABLE runtime_snapshots (

@@ -45,3 +45,11 @@ def test_bench_subscribers(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "p99" in text and "durable consumer catch-up: 2,000 events" in text
+
+
+def test_bench_boundaries(tmp_path, capsys):
+    """`mobstore bench boundaries` runs the three boundary workloads side by side."""
+    rc = main(["bench", "boundaries", "--workers", "4", "--ops", "5", "--runtimes", "2",
+               "--durability", "normal", "--dir", str(tmp_path)])
+    assert rc == 0
+    assert "ratio mobstore / naive sqlite3 threads" in capsys.readouterr().out

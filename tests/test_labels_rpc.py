@@ -70,6 +70,7 @@ class TestErrors:
             ({"k": 1}, "the value of 'k' is a number"),
             ({"k": None}, "the value of 'k' is null"),
             ({"k": ["v"]}, "the value of 'k' is an array"),
+            ({1: "v"}, "the key 1 is a number"),
             (["k", "v"], "got an array"),
             ("k=v", "got a string"),
             ({"": "v"}, "keys must not be empty"),

@@ -265,8 +265,27 @@ class RuntimeStoreContract:
             assert info.value.field == field, (field, info.value)
         with pytest.raises(InvalidInput, match="input_id"):
             InputState(input_id="not-a-uuid")
-        with pytest.raises(InvalidInput, match="attempt_count"):
-            InputState(input_id=uuid7(), attempt_count=-1)
+        record_cases = [
+            ("attempt_count", dict(attempt_count=-1)),
+            ("recovery_count", dict(recovery_count=1.5)),
+            ("current_state", dict(current_state="sleeping")),
+            ("durability", dict(durability="forever")),
+            ("policy", dict(policy={"version": 1})),
+            ("history[0]", dict(history=[{"from": "accepted"}])),
+            ("created_at", dict(created_at=datetime(2026, 1, 1))),
+            ("updated_at", dict(updated_at="2026-01-01")),
+            ("last_run_id", dict(last_run_id="run-1")),
+            ("last_boundary_sequence", dict(last_boundary_sequence=-2)),
+            ("idempotency_key", dict(idempotency_key=5)),
+        ]
+        for field, kw in record_cases:
+            with pytest.raises(InvalidInput) as info:
+                InputState(input_id=uuid7(), **kw)
+            assert info.value.field == field
+        with pytest.raises(InvalidInput, match="superseded_by"):
+            InputTerminalOutcome(outcome_type="superseded")
+        with pytest.raises(InvalidInput, match="reason"):
+            InputTerminalOutcome.abandoned("bored")
         with pytest.raises(InvalidInput, match="runtime_id"):
             store.runtime("")
         assert await rt.load_input_states() == [] and await rt.load_boundary_receipts(run) == []
