@@ -220,9 +220,14 @@ class SessionDelta:
         if type(messages) is not list:
             raise InvalidInput("session", f"must have a 'messages' list, got {type(messages).__name__}")
         try:
-            # The C encoder refuses non-JSON values and NaN; the constructor then parses the
-            # bytes, so the digest is always that of what is stored.
+            # The C encoder refuses non-JSON values and NaN. Compact JSON is a fixed point of
+            # parse-then-encode, so the digest of the given messages equals the digest of the
+            # messages parsed back from these bytes: no need to parse what we just wrote.
             raw = _dumps(dict(session))
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidInput("session", f"is not JSON ({exc})") from None
-        return cls(raw.encode("utf-8"))
+        delta = object.__new__(cls)
+        object.__setattr__(delta, "session_snapshot", raw.encode("utf-8"))
+        object.__setattr__(delta, "conversation_digest", conversation_digest(messages))
+        object.__setattr__(delta, "message_count", len(messages))
+        return delta

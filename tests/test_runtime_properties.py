@@ -161,3 +161,15 @@ async def test_config_generations_grow_by_exactly_one(kind, history):
         final = await cfg.get()
         assert final.generation == len(successes)
         assert final.config == next(s.config for s in successes if s.generation == final.generation)
+
+
+@given(st.dictionaries(st.text(max_size=5), st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5), max_size=4).map(lambda d: {"messages": [d, {"role": "user"}], "id": "s"}))
+def test_from_session_digest_equals_parsed_digest(session):
+    """SessionDelta.from_session (no re-parse) gives the same digest and count as building
+    the delta from its stored bytes (which parses them)."""
+    from mobstore.storage import SessionDelta
+
+    fast = SessionDelta.from_session(session)
+    parsed = SessionDelta(fast.session_snapshot)
+    assert (fast.conversation_digest, fast.message_count) == (parsed.conversation_digest, parsed.message_count)
+    assert fast == parsed

@@ -36,6 +36,14 @@ from mobstore.storage import (
     RunApplyBoundary,
     SessionDelta,
     StoreIOError,
+    _config,
+    _cursors,
+    _events,
+    _labels,
+    _profiles,
+    _run_reads,
+    _runtime_store,
+    _specs,
 )
 
 from .._store import Store, open_store
@@ -111,8 +119,9 @@ async def sweep_io_faults(
     directory = os.fspath(directory)
     opts = {"durability": durability, "clock": lambda: T0, "backoff_base": 0.0, "idle_timeout": None,
             "max_restarts": 100, **open_options}
+    tag = f"{op}-{error}-{'p' if persistent else 't'}"
     with FaultVFS() as vfs:
-        async with open_store(os.path.join(directory, f"count-{op}.db"), vfs=vfs.vfs_name, **opts) as store:
+        async with open_store(_fresh(directory, f"count-{tag}.db"), vfs=vfs.vfs_name, **opts) as store:
             vfs.reset()
             for s in steps:
                 await s.fn(store)
@@ -120,9 +129,17 @@ async def sweep_io_faults(
             final = await snapshot(store)
     outcomes = []
     for i in indices if indices is not None else range(total):
-        path = os.path.join(directory, f"{op}-{error}-{'p' if persistent else 't'}-{i}.db")
+        path = _fresh(directory, f"{tag}-{i}.db")
         outcomes.append(await _one(path, steps, snapshot, final, Fault(op, i, error, persistent), opts))
     return SweepReport(op, error, persistent, total, tuple(outcomes))
+
+
+def _fresh(directory: str, name: str) -> str:
+    path = os.path.join(directory, name)
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return path
 
 
 async def _one(path: str, steps: Sequence[Step], snapshot: Snapshot, final: Any, fault: Fault, opts: dict[str, Any]) -> FaultOutcome:
@@ -237,19 +254,23 @@ def scripted_steps() -> list[Step]:
     return steps
 
 
-async def scripted_snapshot(store: Store) -> Any:
-    """Everything :func:`scripted_steps` can change, as plain comparable values."""
-    mob, rt = store.mob("m"), store.runtime("rt")
+def _read_all(conn: Any) -> tuple[Any, ...]:
     return (
-        await mob.events.replay_all(),
-        await mob.events.last_cursor(),
-        await mob.spec.get_spec(),
-        await mob.runs.get_run(RUN_ID),
-        await mob.labels.list(),
-        await mob.cursors.list(),
-        await store.profiles.list(),
-        await store.config.get(),
-        await rt.load_boundary_receipts(RT_RUN),
-        await rt.load_session_snapshot(),
-        await rt.load_input_states(),
+        _events.replay_all(conn, "m"),
+        _events.last_cursor(conn, "m"),
+        _specs.get_spec(conn, "m"),
+        _run_reads.get_run(conn, RUN_ID, "m"),
+        _labels.list_labels(conn, "m"),
+        _cursors.list_cursors(conn, "m"),
+        _profiles.list_profiles(conn),
+        _config.get_config(conn, "{}"),
+        _runtime_store.load_boundary_receipts(conn, "rt", RT_RUN),
+        _runtime_store.load_session_snapshot(conn, "rt"),
+        _runtime_store.load_input_states(conn, "rt"),
     )
+
+
+async def scripted_snapshot(store: Store) -> Any:
+    """Everything :func:`scripted_steps` can change, as plain comparable values, read in one
+    read transaction (the public reads would do the same in eleven)."""
+    return await store._read(_read_all)
