@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -50,3 +52,14 @@ def table(results: Sequence[Result], baseline: str | None = None) -> str:
         if b.ops_per_s:
             lines.append(f"ratio {first.name} / {n}: {first.ops_per_s / b.ops_per_s:.1f}x")
     return "\n".join(lines)
+
+
+def run_threads(worker: Callable[[int], None], workers: int) -> float:
+    """Run ``worker(i)`` on ``workers`` threads at once; return the wall-clock seconds."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 
@@ -26,7 +25,7 @@ import trio
 
 from mobstore.actors import NewMobEvent, open_store
 
-from ._stats import Result, table
+from ._stats import Result, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 500, "mobs": 16, "durability": "full"}
 
@@ -86,13 +85,7 @@ def _naive(path: str, workers: int, ops: int, mobs: int, durability: str) -> Res
             record(time.perf_counter() - t)
         con.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    seconds = time.perf_counter() - t0
+    seconds = run_threads(worker, workers)
     return Result.of(
         "naive sqlite3 threads", [x for w in lat for x in w], seconds,
         workers=workers, ops=ops, mobs=mobs, durability=durability,

@@ -24,7 +24,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import trio
 
 from mobstore.actors import InputState, SessionDelta, open_store, uuid7
 
-from ._stats import Result, table
+from ._stats import Result, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 200, "runtimes": 16, "inputs": 2, "messages": 8, "durability": "full"}
 _T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -125,13 +124,7 @@ def _naive(path: str, workers: int, ops: int, runtimes: int, inputs: int, messag
             record(time.perf_counter() - t)
         con.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    seconds = time.perf_counter() - t0
+    seconds = run_threads(worker, workers)
     return Result.of(
         "naive sqlite3 threads", [x for w in lat for x in w], seconds,
         workers=workers, ops=ops, runtimes=runtimes, inputs=inputs, messages=messages, durability=durability,

@@ -12,8 +12,10 @@ Unix epoch (so they sort and compare in SQL).
 
 from __future__ import annotations
 
+import enum
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -155,3 +157,17 @@ def micros_to_time(value: int) -> datetime:
 def utc_now() -> datetime:
     """The default store clock: the wall clock, in UTC."""
     return datetime.now(timezone.utc)
+
+
+def enum_converter(cls: type[enum.Enum], field: str) -> Callable[[Any], Any]:
+    """An attrs converter to the enum ``cls`` (from a member or its value); anything else is
+    :class:`InvalidInput` naming ``field`` and the allowed values."""
+
+    def convert(value: Any) -> Any:
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise InvalidInput(field, f"{value!r} is not one of {allowed}") from None
+
+    return convert

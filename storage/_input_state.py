@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import MAX_INT as _MAX_INT
+from ._codec import MAX_INT as _MAX_INT, enum_converter
 from ._codec import check_count, check_time, utc_now
 from ._errors import InvalidInput
 from ._run_records import run_id_text
@@ -98,15 +98,7 @@ class InputDurability(str, enum.Enum):
 # -- converters and validators ----------------------------------------------------------------
 
 
-def _enum(cls: type[enum.Enum], field: str) -> Any:
-    def convert(value: Any) -> Any:
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
-            raise InvalidInput(field, f"{value!r} is not one of {allowed}") from None
-
-    return convert
+_enum = enum_converter
 
 
 def _opt_enum(cls: type[enum.Enum], field: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import check_count, check_id, check_time
+from ._codec import check_count, check_id, check_time, enum_converter
 from ._errors import InvalidInput
 from ._kernel_state import KernelState
 
@@ -85,15 +85,7 @@ def run_id_text(value: Any, field: str = "run_id") -> str:
     raise InvalidInput(field, f"must be a uuid.UUID or its canonical string, got {type(value).__name__}")
 
 
-def _enum(cls: type[enum.Enum], field: str) -> Any:
-    def convert(value: Any) -> Any:
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
-            raise InvalidInput(field, f"{value!r} is not one of {allowed}") from None
-
-    return convert
+_enum = enum_converter
 
 
 def _id(field: str) -> Any:
