@@ -1,4 +1,4 @@
-"""The ``mobstore`` command line: ``demo`` and ``bench``."""
+"""The ``mobstore`` command line: ``demo``, ``bench``, ``inspect``."""
 
 from __future__ import annotations
 
@@ -62,6 +62,19 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from mobstore.storage import MobStoreError
+    from mobstore.storage._inspect import inspect_store, render
+
+    try:
+        info = inspect_store(args.path, tail=args.tail, mob=args.mob)
+    except MobStoreError as exc:
+        print(f"mobstore inspect: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else render(info))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mobstore", description="mobstore: a durable state store for multi-agent runtimes")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")
     bench.add_argument("--json", help="also write the results to this JSON file")
     bench.set_defaults(func=_bench)
+
+    insp = sub.add_parser("inspect", help="a read-only look into a store file (never writes)")
+    insp.add_argument("path", help="the store file")
+    insp.add_argument("--tail", type=int, default=5, help="newest events to show per mob")
+    insp.add_argument("--mob", help="show only this mob")
+    insp.add_argument("--json", action="store_true", help="machine-readable output")
+    insp.set_defaults(func=_inspect)
 
     args = parser.parse_args(argv)
     return args.func(args)
