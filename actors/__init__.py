@@ -13,6 +13,7 @@
 
 from mobstore.storage import ActorCrashed as ActorCrashed
 from mobstore.storage import CasConflict as CasConflict
+from mobstore.storage import CommitInDoubt as CommitInDoubt
 from mobstore.storage import CommitResult as CommitResult
 from mobstore.storage import DecodeError as DecodeError
 from mobstore.storage import FailureLedgerEntry as FailureLedgerEntry

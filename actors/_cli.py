@@ -1,4 +1,4 @@
-"""The ``mobstore`` command line: ``demo``, ``bench``, ``inspect``."""
+"""The ``mobstore`` command line: ``demo``, ``bench``, ``inspect``, ``chaos``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from mobstore.actors.testing import run_chaos
+
+    report = run_chaos(args.iterations, args.seed, args.durability, progress=print, path=args.path)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mobstore", description="mobstore: a durable state store for multi-agent runtimes")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     insp.add_argument("--mob", help="show only this mob")
     insp.add_argument("--json", action="store_true", help="machine-readable output")
     insp.set_defaults(func=_inspect)
+
+    chaos = sub.add_parser("chaos", help="kill -9 loop: a child writes, gets SIGKILLed, the store is verified")
+    chaos.add_argument("--iterations", type=int, default=200)
+    chaos.add_argument("--seed", type=int, default=0)
+    chaos.add_argument("--durability", choices=["full", "normal"], default="full")
+    chaos.add_argument("--path", help="store file (default: a temp file, removed if every check passes)")
+    chaos.set_defaults(func=_chaos)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -23,6 +23,7 @@ from ._database import Database as Database
 from ._database import Transaction as Transaction
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import CasConflict as CasConflict
+from ._errors import CommitInDoubt as CommitInDoubt
 from ._errors import DecodeError as DecodeError
 from ._errors import GenerationConflict as GenerationConflict
 from ._errors import IncompatibleStore as IncompatibleStore

@@ -36,6 +36,7 @@ import apsw
 from . import _schema
 from ._codec import utc_now
 from ._errors import (
+    CommitInDoubt,
     InvalidInput,
     MobStoreError,
     ReadFailed,
@@ -115,9 +116,15 @@ def translate(exc: BaseException, *, writing: bool) -> MobStoreError:
         return StoreClosed("the store's database connection is closed")
     cls = WriteFailed if writing else ReadFailed
     verb = "write" if writing else "read"
-    err = cls(f"database {verb} failed, nothing of it was applied: {type(exc).__name__}: {exc}")
+    err = cls(f"database {verb} failed, nothing of it was applied: {_describe(exc)}")
     err.__cause__ = exc
     return err
+
+
+def _describe(exc: BaseException) -> str:
+    code = getattr(exc, "extendedresult", None)
+    text = str(exc).strip() or "(no message)"
+    return f"{type(exc).__name__} (SQLite code {code}): {text}" if code is not None else f"{type(exc).__name__}: {text}"
 
 
 def _lock_file(path: str) -> int:
@@ -315,7 +322,14 @@ class Database:
         try:
             conn.execute("COMMIT")
         except apsw.Error as exc:
-            err = translate(exc, writing=True)
+            # The COMMIT itself failed (typically its fsync): the frames may already be in the
+            # WAL, so the outcome is in doubt, not "nothing applied" (a crash before the next
+            # commit lets recovery replay them). Say so.
+            err = CommitInDoubt(
+                f"the disk failed while this commit was being made durable ({_describe(exc)}); "
+                "it is not visible now but may still be stored after a crash: read back before retrying"
+            )
+            err.__cause__ = exc
             if not conn.getautocommit():
                 with contextlib.suppress(apsw.Error):
                     conn.execute("ROLLBACK")

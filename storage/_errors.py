@@ -144,6 +144,13 @@ class WriteFailed(StoreIOError):
     """A write transaction failed and was rolled back; nothing of it is stored."""
 
 
+class CommitInDoubt(WriteFailed):
+    """The disk failed while the COMMIT was being made durable (a failed fsync): the write
+    may or may not be stored. It is not visible now, but the data can already be in the WAL,
+    so a crash before the next commit can bring it back on reopen (atomically: all of it or
+    none). Read the data back before retrying a non-idempotent write."""
+
+
 class ReadFailed(StoreIOError):
     """A read failed."""
 

@@ -86,3 +86,10 @@ async def test_inspect_reads_a_store_that_is_open(tmp_path):
         info = await trio.to_thread.run_sync(inspect_store, tmp_path / "s.db")
         assert [(m["mob_id"], m["last_cursor"]) for m in info["mobs"]] == [("m", 3)]
         await store.mob("m").events.append(NewMobEvent("k"))
+
+
+def test_chaos_cli(capsys):
+    """`mobstore chaos` runs the kill -9 loop and prints a passing verdict table."""
+    assert main(["chaos", "--iterations", "2", "--seed", "3", "--durability", "normal"]) == 0
+    out = capsys.readouterr().out
+    assert "every acknowledged commit present" in out and "verdict: PASS" in out

@@ -127,6 +127,7 @@ def run_child(
         proc = subprocess.Popen(
             [sys.executable, "-m", WORKLOAD_MODULE, json.dumps(cfg)],
             stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},  # the parent's imports
         )
         timed_out = threading.Event()
 
@@ -242,10 +243,19 @@ class Kill9Harness:
                "mode": "chaos", "max_ops": 20 * self.max_kill_after + 1000}
         child = run_child(cfg, kill_after=kill_after, kill_delay=delay, timeout=self.timeout)
         self.acks += child.acks
+        return self._check(it, _outcome(child, -signal.SIGKILL), child, started)
+
+    def check(self) -> Verdict:
+        """Check the file again against every acknowledged commit, without running a child
+        (after you changed the file by hand, say)."""
+        child = ChildRun((), 0, -1, None, "", False)
+        return self._check(self.iteration - 1, "checked", child, time.monotonic())
+
+    def _check(self, it: int, outcome: str, child: ChildRun, started: float) -> Verdict:
         state, err = _load(self.path)
-        verdict = _verdict(iteration=it, seed=self.seed, durability=self.durability,
-                           outcome=_outcome(child, -signal.SIGKILL), child=child, all_acks=self.acks,
-                           state=state, previous=self.previous, prefix=False, started=started, open_error=err)
+        verdict = _verdict(iteration=it, seed=self.seed, durability=self.durability, outcome=outcome, child=child,
+                           all_acks=self.acks, state=state, previous=self.previous, prefix=False, started=started,
+                           open_error=err)
         if state is not None:
             self.previous = state
         return verdict
@@ -289,9 +299,10 @@ def power_loss_once(
     cfg = {"path": os.fspath(path), "seed": seed, "durability": durability, "mode": "script", "ops": ops,
            "power_loss": {"crash_at": crash_at, "seed": seed, "weights": weights}, "power_loss_at_end": at_end}
     child = run_child(cfg, timeout=timeout)
-    state, err = _load(path) if os.path.exists(path) else (None, "no file")
-    if state is None and child.returncode == POWER_LOSS_EXIT and not child.acks:
-        err = ""  # the power went out before the store file existed: nothing to check
+    if os.path.exists(path):
+        state, err = _load(path)
+    else:  # the power went out before the file was created: nothing to check, if nothing was acked
+        state, err = None, "" if child.returncode == POWER_LOSS_EXIT and not child.acks else "no store file"
     outcome = _outcome(child, POWER_LOSS_EXIT)
     if state is None and not err:
         return Verdict(0, seed, durability, outcome, 0, -1, (), (), (), "ok", 0, time.monotonic() - started)

@@ -183,7 +183,8 @@ class _PowerLossFile(apsw.VFSFile):
         self._vfs = vfs
         self._path = file_path(name)
         self._watched = self._path is not None and file_kind(name, flags) in vfs.files
-        vfs.open_files += 1
+        with vfs._lock:
+            vfs.open_files += 1
         self._open = True
 
     def _pending(self) -> list[tuple[int, bytes]] | None:
@@ -257,5 +258,6 @@ class _PowerLossFile(apsw.VFSFile):
     def xClose(self) -> None:  # noqa: N802
         if self._open:
             self._open = False
-            self._vfs.open_files -= 1
+            with self._vfs._lock:
+                self._vfs.open_files -= 1
         super().xClose()

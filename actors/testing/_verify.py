@@ -67,6 +67,7 @@ class StoreState:
     inputs: list[Any]
     consumer: int | None
     integrity: str
+    by_cursor: dict[str, dict[int, MobEvent]] = attrs.field(factory=dict)  #: mob -> cursor -> event
 
 
 def load_state(path: str) -> StoreState:
@@ -105,7 +106,8 @@ def load_state(path: str) -> StoreState:
             rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
             fk = conn.execute("PRAGMA foreign_key_check").fetchall()
         integrity = "ok" if rows == ["ok"] and not fk else "; ".join(map(str, rows + fk))[:500]
-        return attrs.evolve(state, integrity=integrity)
+        by_cursor = {m: {e.cursor: e for e in evs} for m, evs in state.events.items()}
+        return attrs.evolve(state, integrity=integrity, by_cursor=by_cursor)
     finally:
         db.close()
 
@@ -153,13 +155,13 @@ def ack_present(state: StoreState, ack: dict[str, Any]) -> bool:
     """Whether the acknowledged commit ``ack`` (one line of the child) is in ``state``."""
     k = ack["k"]
     if k == "ev":
-        by = {e.cursor: e for e in state.events[ack["mob"]]}
+        by = state.by_cursor[ack["mob"]]
         return all(
             c in by and by[c].kind == "tick" and by[c].payload == {"it": ack["it"], "n": n}
             for c, n in zip(ack["c"], ack["n"])
         )
     if k == "spec":
-        ev = next((e for e in state.events[ack["mob"]] if e.cursor == ack["c"]), None)
+        ev = state.by_cursor[ack["mob"]].get(ack["c"])
         ok_ev = ev is not None and ev.kind == "spec_committed" and ev.payload == {"rev": ack["rev"]}
         return state.specs[ack["mob"]] >= ack["rev"] and ok_ev
     if k == "run":
@@ -167,7 +169,7 @@ def ack_present(state: StoreState, ack: dict[str, Any]) -> bool:
         if run is None or run.mob_id != ack["mob"] or run_step(run) < ack["step"]:
             return False
         if "c" in ack:
-            ev = next((e for e in state.events[ack["mob"]] if e.cursor == ack["c"]), None)
+            ev = state.by_cursor[ack["mob"]].get(ack["c"])
             return ev is not None and ev.kind == "flow_completed" and ev.payload == {"run": ack["run"]}
         return True
     if k == "profile":

@@ -225,7 +225,8 @@ class _FaultFile(apsw.VFSFile):
         self._vfs = vfs
         self._kind = file_kind(name, flags)
         self._path = file_path(name)
-        vfs.open_files += 1
+        with vfs._lock:
+            vfs.open_files += 1
         self._open = True
 
     def xRead(self, amount: int, offset: int) -> bytes:  # noqa: N802
@@ -251,5 +252,6 @@ class _FaultFile(apsw.VFSFile):
     def xClose(self) -> None:  # noqa: N802
         if self._open:
             self._open = False
-            self._vfs.open_files -= 1
+            with self._vfs._lock:
+                self._vfs.open_files -= 1
         super().xClose()

@@ -292,6 +292,12 @@ def main(argv: list[str] | None = None) -> None:
     def emit(record: dict[str, Any]) -> None:
         os.write(out, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
+    if cfg.get("app"):  # a user's workload (kill9_app)
+        from ._appcrash import run_app
+
+        trio.run(run_app, cfg, emit)
+        emit(dict(DONE))
+        return
     vfs = None
     if cfg.get("power_loss"):
         from ._powerloss import PowerLossVFS

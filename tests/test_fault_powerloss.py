@@ -1,0 +1,81 @@
+"""Power loss at every sync (and at sampled writes) of the scripted workload, in a child
+process: with ``durability="full"`` every acknowledged commit survives; with ``"normal"``
+the survivors are a prefix of the acknowledged commits. Every run also checks that no
+multi-part commit is half-visible and that the file passes ``integrity_check``.
+
+The script (``_workload``, ``mode="script"``) runs 18 operations one at a time over events,
+atomic batches, specs, the run CAS family, profiles, config and a runtime boundary.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mobstore.actors.testing import count_io, power_loss_once
+
+
+def _check(verdict, *, full: bool) -> None:
+    assert verdict.ok, verdict.summary()
+    assert verdict.outcome in ("power loss", "finished"), verdict.outcome
+    if full:
+        assert verdict.survivors == verdict.acked
+
+
+@pytest.fixture(scope="module")
+def counts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("counts")
+    return {dur: count_io(str(d / f"{dur}.db"), durability=dur) for dur in ("full", "normal")}
+
+
+def test_every_sync_full(tmp_path, counts):
+    """Power loss at each sync, from the schema creation to the last commit: everything
+    acknowledged before the cut is there."""
+    n = counts["full"]["syncs"]
+    assert n >= counts["full"]["acks"]  # at least one fsync per commit
+    for i in range(n):
+        v = power_loss_once(str(tmp_path / f"s{i}.db"), crash_at=("sync", i), durability="full", seed=i)
+        _check(v, full=True)
+
+
+def test_every_sync_normal(tmp_path, counts):
+    """With ``normal`` the WAL is synced only at checkpoints: power loss at each of them
+    leaves a prefix of the acknowledged commits."""
+    for i in range(counts["normal"]["syncs"]):
+        v = power_loss_once(str(tmp_path / f"s{i}.db"), crash_at=("sync", i), durability="normal", seed=i)
+        _check(v, full=False)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_normal_power_loss_after_the_last_ack_keeps_a_prefix(tmp_path, seed):
+    """Nothing of the workload was synced (the schema was): each unsynced WAL write is kept,
+    dropped or garbled; the survivors are a prefix (of varying length) of the acks."""
+    v = power_loss_once(str(tmp_path / "s.db"), crash_at=None, at_end=True, durability="normal", seed=seed,
+                        weights=(30, 1, 1), prepare=True)
+    _check(v, full=False)
+    assert v.outcome == "power loss" and v.acked == 18
+
+
+def test_sampled_writes_normal(tmp_path, counts):
+    """Power loss in the middle of WAL writes (every 25th write)."""
+    for i in range(0, counts["normal"]["writes"], 25):
+        v = power_loss_once(str(tmp_path / f"w{i}.db"), crash_at=("write", i), durability="normal", seed=i,
+                            weights=(30, 1, 1), prepare=True)
+        _check(v, full=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_every_write(tmp_path, durability, counts):
+    """Power loss at every single write of the script."""
+    for i in range(counts[durability]["writes"]):
+        v = power_loss_once(str(tmp_path / f"w{i}.db"), crash_at=("write", i), durability=durability, seed=i,
+                            weights=(10, 1, 1))
+        _check(v, full=durability == "full")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(40))
+def test_normal_at_end_many_seeds(tmp_path, seed):
+    v = power_loss_once(str(tmp_path / "s.db"), crash_at=None, at_end=True, durability="normal", seed=seed,
+                        weights=(40, 1, 1), prepare=True, ops=40)
+    _check(v, full=False)
