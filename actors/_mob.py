@@ -11,7 +11,7 @@ from mobstore.storage._events import encode_event
 from mobstore.storage._codec import check_time, time_to_micros
 
 from ._kernel import ActorStatistics
-from ._consumer import Consumer, Handler, start_consumer
+from ._consumer import Consumer, ConsumerStatistics, Handler, start_consumer
 from ._tail import Subscription, wait_cursor
 from ._mob_commands import MobCommands, commit
 from ._mob_runs import MobRuns
@@ -201,6 +201,11 @@ class Mob:
             InvalidInput: a bad name/option, or a consumer of that name already runs here.
         """
         return start_consumer(self, name, handler, after_cursor=after_cursor, start=start, **supervision)
+
+    def consumers(self) -> tuple[ConsumerStatistics, ...]:
+        """The durable consumers of this mob running in this store: cursor, lag (head minus
+        cursor), retries, last error and state of each."""
+        return tuple(c.statistics() for (m, _), c in self._store._consumers.items() if m == self.mob_id)
 
     def statistics(self) -> ActorStatistics | None:
         """The mob actor's counters, or ``None`` if it is not running."""

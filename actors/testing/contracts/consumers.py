@@ -218,6 +218,7 @@ class ConsumerContract:
         await trio.testing.wait_all_tasks_blocked()
         [st] = store.statistics().consumers
         assert (st.name, st.cursor, st.lag, st.state) == ("proj", 1, 4, "running")
+        assert mob.consumers() == (st,) and store.mob("other").consumers() == ()
         gate.set()
         await c.wait_cursor(5)
         assert c.statistics().lag == 0
