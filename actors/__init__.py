@@ -73,6 +73,7 @@ from mobstore.storage import RuntimeState as RuntimeState
 from mobstore.storage import SessionDelta as SessionDelta
 from mobstore.storage import uuid7 as uuid7
 
+from ._asyncio import open_store_asyncio as open_store_asyncio
 from ._committer import CommitterStatistics as CommitterStatistics
 from ._consumer import Consumer as Consumer
 from ._consumer import ConsumerStatistics as ConsumerStatistics
