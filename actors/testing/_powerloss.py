@@ -34,14 +34,14 @@ from typing import Any
 
 import apsw
 
-from ._vfs import DEFAULT_FILES, file_kind, file_path, unique_name
+from ._vfs import ManagedVFS, DEFAULT_FILES, file_kind, file_path, unique_name
 
 #: The exit status of a child that lost power (``halt="exit"``).
 POWER_LOSS_EXIT = 86
 OUTCOMES = ("written", "dropped", "garbage")
 
 
-class PowerLossVFS(apsw.VFS):
+class PowerLossVFS(ManagedVFS):
     """A registered SQLite VFS that buffers unsynced writes and can lose power.
 
     Args:
@@ -131,21 +131,6 @@ class PowerLossVFS(apsw.VFS):
         """The number of unsynced writes per file path."""
         with self._lock:
             return {p: len(w) for p, w in self._pending.items()}
-
-    def close(self) -> None:
-        """Unregister the VFS (after every connection using it is closed)."""
-        if not self._registered:
-            return
-        if self.open_files:
-            raise RuntimeError(f"VFS {self.vfs_name!r} still has {self.open_files} open files; close the store first")
-        self.unregister()
-        self._registered = False
-
-    def __enter__(self) -> PowerLossVFS:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- apsw ----------------------------------------------------------------------------
 

@@ -119,7 +119,31 @@ class FaultHit:
     error: str
 
 
-class FaultVFS(apsw.VFS):
+class ManagedVFS(apsw.VFS):
+    """Lifecycle shared by the test VFSs: counts open files, unregisters on close (refusing
+    while files are open), usable as a context manager."""
+
+    vfs_name: str
+    open_files: int = 0
+    _registered: bool = False
+
+    def close(self) -> None:
+        """Unregister the VFS. Close every connection that uses it first."""
+        if not self._registered:
+            return
+        if self.open_files:
+            raise RuntimeError(f"VFS {self.vfs_name!r} still has {self.open_files} open files; close the store first")
+        self.unregister()
+        self._registered = False
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass instance
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FaultVFS(ManagedVFS):
     """A registered SQLite VFS that counts I/O operations and fails the armed ones.
 
     Example::
@@ -173,21 +197,6 @@ class FaultVFS(apsw.VFS):
         """Operations seen per kind since the last :meth:`reset`."""
         with self._lock:
             return dict(self._counts)
-
-    def close(self) -> None:
-        """Unregister the VFS. Close every connection that uses it first."""
-        if not self._registered:
-            return
-        if self.open_files:
-            raise RuntimeError(f"VFS {self.vfs_name!r} still has {self.open_files} open files; close the store first")
-        self.unregister()
-        self._registered = False
-
-    def __enter__(self) -> FaultVFS:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- called by the files -------------------------------------------------------------
 
