@@ -215,7 +215,8 @@ class MobRuns:
         Raises:
             NotFound: no such run.
         """
-        return await self._send(CasFrameState.of(self._mob.mob_id, run_id, frame_id, expected, next))
+        mob = self._mob  # the hot CAS: one call layer fewer than _send
+        return await mob._store._call(mob._key, (CasFrameState.of(mob.mob_id, run_id, frame_id, expected, next),))
 
     async def cas_grant_node_slot(
         self,

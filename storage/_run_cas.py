@@ -8,6 +8,9 @@ the loop-iteration ledger, the step outputs). Atomicity is by construction:
 2. only if all hold are the parts written, and the command returns ``True``;
 3. otherwise it returns ``False`` having written nothing.
 
+(:class:`CasFrameState`, which moves one part only, does all three in one conditional
+statement: the comparison is its ``WHERE`` clause.)
+
 A failure while writing (I/O) raises, and the committer rolls back the command's SAVEPOINT,
 so no reader ever sees some parts moved and others not, also across kill -9 (the parts
 commit in one transaction). Input is validated and encoded by ``of`` before anything is
@@ -17,6 +20,7 @@ updated the frame before a conversion that could fail).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 import attrs
@@ -30,6 +34,7 @@ from ._run_sql import (
     kernel_text,
     loop_entry,
     loop_text,
+    missing_or_false,
     output_slot,
     put_frame,
     put_loop,
@@ -106,10 +111,42 @@ class CasFrameState:
         )
 
     def apply(self, tx: Transaction) -> bool:
-        if not holds(tx, self.mob_id, self.run_id, frame=(self.frame_id, self.expected)):
-            return False
-        put_frame(tx, self.run_id, self.frame_id, self.next)
-        return True
+        # One statement on the success path (the hot one: a frame moving through its
+        # machine): the CAS is the WHERE clause, the run-of-this-mob check an EXISTS in it.
+        # Only when nothing changed is the run looked up, to tell NotFound from False.
+        if self.expected is None:
+            tx.execute(_INSERT_FRAME, (self.run_id, self.frame_id, self.next, self.mob_id))
+        else:
+            tx.execute(_SWAP_FRAME, (self.next, self.run_id, self.frame_id, self.expected, self.mob_id))
+        return bool(tx.conn.changes()) or missing_or_false(tx, self.mob_id, self.run_id)
+
+    @staticmethod
+    def apply_many(tx: Transaction, cmds: Sequence[CasFrameState]) -> list[bool]:
+        """Apply several frame CAS in order (the committer's coalesced path): the same
+        statements and results as :meth:`apply` one by one, through one reused cursor
+        (a cursor per statement costs about a fifth of the statement)."""
+        execute, changes = tx.conn.cursor().execute, tx.conn.changes
+        out = []
+        for c in cmds:
+            if c.expected is None:
+                execute(_INSERT_FRAME, (c.run_id, c.frame_id, c.next, c.mob_id))
+            else:
+                execute(_SWAP_FRAME, (c.next, c.run_id, c.frame_id, c.expected, c.mob_id))
+            out.append(bool(changes()) or missing_or_false(tx, c.mob_id, c.run_id))
+        return out
+
+
+_OF_MOB = "EXISTS (SELECT 1 FROM runs WHERE run_id = ?{run} AND mob_id = ?{mob})"
+#: expected None: insert if absent (and the run is this mob's).
+_INSERT_FRAME = (
+    "INSERT INTO run_frames (run_id, frame_id, state) SELECT ?1, ?2, ?3 WHERE " + _OF_MOB.format(run=1, mob=4)
+    + " ON CONFLICT (run_id, frame_id) DO NOTHING"
+)
+#: expected given: replace if present and equal (and the run is this mob's).
+_SWAP_FRAME = (
+    "UPDATE run_frames SET state = ?1 WHERE run_id = ?2 AND frame_id = ?3 AND state = ?4 AND "
+    + _OF_MOB.format(run=2, mob=5)
+)
 
 
 @attrs.frozen

@@ -76,13 +76,29 @@ def run_id_text(value: Any, field: str = "run_id") -> str:
     Raises:
         InvalidInput: naming ``field``, for anything else.
     """
+    text = _RUN_IDS.get(value) if type(value) is str or type(value) is uuid.UUID else None
+    if text is not None:  # seen before: every run call validates its run id, mostly the same few
+        return text
     if type(value) is str:
         if len(value) == 36 and _UUID.fullmatch(value):
-            return value.lower()
-        raise InvalidInput(field, f"{value!r} is not a canonical UUID string (8-4-4-4-12 hex digits)")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise InvalidInput(field, f"must be a uuid.UUID or its canonical string, got {type(value).__name__}")
+            text = value.lower()
+        else:
+            raise InvalidInput(field, f"{value!r} is not a canonical UUID string (8-4-4-4-12 hex digits)")
+    elif isinstance(value, uuid.UUID):
+        text = str(value)
+    else:
+        raise InvalidInput(field, f"must be a uuid.UUID or its canonical string, got {type(value).__name__}")
+    if type(value) is str or type(value) is uuid.UUID:
+        if len(_RUN_IDS) >= _RUN_IDS_MAX:
+            _RUN_IDS.clear()
+        _RUN_IDS[value] = text
+    return text
+
+
+#: Run ids validated recently (input -> stored text); cleared when full. Keys are exact
+#: ``str`` or ``uuid.UUID`` values only, so a subclass with other equality never hits it.
+_RUN_IDS: dict[Any, str] = {}
+_RUN_IDS_MAX = 4096
 
 
 _enum = enum_converter
