@@ -1,18 +1,29 @@
-"""Latency statistics and the result table of a benchmark run."""
+"""Latency statistics and the result table of a benchmark run.
+
+A :class:`Result` is one system's measurement in a workload: throughput, and per-operation
+latency percentiles computed from an HDR-style histogram (:mod:`._hdr`, 3 significant
+digits, nearest-rank percentiles). By convention a workload returns its results with the
+system under test (mobstore) first and the baselines after it; :func:`table` and
+:func:`ratios` compare the first row with each of the others.
+"""
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import attrs
 
+from ._hdr import Histogram
+
 
 @attrs.frozen
 class Result:
-    """One workload's measurement: throughput and per-operation latency (milliseconds)."""
+    """One system's measurement: throughput and per-operation latency (milliseconds).
+
+    ``hist`` (when the result came from latencies) holds the full distribution; results made
+    without one (e.g. pure throughput rows) report zero latencies."""
 
     name: str
     ops: int
@@ -21,6 +32,8 @@ class Result:
     p99_ms: float
     max_ms: float
     settings: dict = attrs.field(factory=dict)
+    p999_ms: float = 0.0
+    hist: Histogram | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ops_per_s(self) -> float:
@@ -28,29 +41,62 @@ class Result:
 
     @classmethod
     def of(cls, name: str, latencies_s: Sequence[float], seconds: float, **settings: object) -> Result:
-        lat = sorted(latencies_s)
-        if not lat:
-            return cls(name, 0, seconds, 0.0, 0.0, 0.0, dict(settings))
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        return cls(name, len(lat), seconds, statistics.median(lat) * 1e3, p99 * 1e3, lat[-1] * 1e3, dict(settings))
+        """A result from raw per-operation latencies (seconds); ``ops`` is their number."""
+        return cls.from_histogram(name, Histogram.of(latencies_s), seconds, **settings)
+
+    @classmethod
+    def from_histogram(cls, name: str, hist: Histogram, seconds: float, **settings: object) -> Result:
+        """A result from a filled histogram (e.g. merged from per-worker histograms)."""
+        ms = lambda q: hist.percentile(q) * 1e3  # noqa: E731
+        return cls(name, hist.count, seconds, ms(50), ms(99), hist.max * 1e3, dict(settings), ms(99.9), hist)
 
     def to_json(self) -> dict:
-        return {**attrs.asdict(self), "ops_per_s": self.ops_per_s}
+        out = {
+            "name": self.name, "ops": self.ops, "seconds": self.seconds, "ops_per_s": self.ops_per_s,
+            "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "p999_ms": self.p999_ms, "max_ms": self.max_ms,
+            "settings": self.settings,
+        }
+        if self.hist is not None:
+            out["latency_ms"] = self.hist.summary()
+            out["histogram"] = self.hist.to_json()
+        return out
+
+
+def ratios(results: Sequence[Result]) -> dict[str, dict]:
+    """The first result against each other one, keyed by the other's name: throughput ratio
+    (higher is better for the first), p99 latency ratio (lower is better; ``None`` where a
+    side has no figure) and ``reference``, the first result's name.
+
+    Results that carry ``settings["scenario"]`` are compared within their scenario only
+    (the first result of each scenario against the others of it)."""
+    groups: dict[object, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r.settings.get("scenario"), []).append(r)
+    out: dict[str, dict] = {}
+    for first, *rest in groups.values():
+        for b in rest:
+            out[b.name] = {
+                "reference": first.name,
+                "throughput": first.ops_per_s / b.ops_per_s if b.ops_per_s and first.ops_per_s else None,
+                "p99": first.p99_ms / b.p99_ms if b.p99_ms and first.p99_ms else None,
+            }
+    return out
 
 
 def table(results: Sequence[Result], baseline: str | None = None) -> str:
-    """A plain-text table with throughput, p50/p99/max latency and ratios to each baseline."""
-    by = {r.name: r for r in results}
-    base_names = [n for n in by if n != results[0].name]
-    head = f"{'workload':<34} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    """A plain-text table with throughput, p50/p99/p99.9/max latency, then the ratios of the
+    first row to each baseline (or only to ``baseline``, if given)."""
+    head = f"{'system':<34} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8}"
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.name:<34} {r.ops_per_s:>10,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f}")
-    first = results[0]
-    for n in base_names:
-        b = by[n]
-        if b.ops_per_s:
-            lines.append(f"ratio {first.name} / {n}: {first.ops_per_s / b.ops_per_s:.1f}x")
+        lines.append(
+            f"{r.name:<34} {r.ops_per_s:>10,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.p999_ms:>9.2f} {r.max_ms:>8.2f}"
+        )
+    for name, rr in ratios(results).items():
+        if baseline is not None and name != baseline or rr["throughput"] is None:
+            continue
+        p99 = f", p99 latency {rr['p99']:.2f}x" if rr["p99"] is not None else ""
+        lines.append(f"ratio {rr['reference']} / {name}: {rr['throughput']:.1f}x throughput{p99}")
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
 import trio
 
 from mobstore.actors import InputState, SessionDelta, open_store, uuid7
@@ -141,14 +142,19 @@ def run(
     durability: str = "full",
     directory: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    group_commit: bool = True,
 ) -> list[Result]:
-    """Run the three workloads on fresh files in ``directory`` (a temp dir by default)."""
+    """Run the three workloads on fresh files in ``directory`` (a temp dir by default).
+
+    ``group_commit`` is the setting of the first (mobstore) row; the second row is always
+    the store without group commit, the baseline."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
         results = []
-        for group in (True, False):
+        for k, group in enumerate((group_commit, False)):
             progress(f"mobstore (group commit {'on' if group else 'off'}) ...")
-            path = os.path.join(d, f"mobstore-{group}.db")
-            results.append(trio.run(_mobstore, path, workers, ops, runtimes, inputs, messages, durability, group))
+            path = os.path.join(d, f"mobstore-{k}.db")
+            r = trio.run(_mobstore, path, workers, ops, runtimes, inputs, messages, durability, group)
+            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
         progress("naive sqlite3 threads ...")
         results.append(_naive(os.path.join(d, "naive.db"), workers, ops, runtimes, inputs, messages, durability))
     return results

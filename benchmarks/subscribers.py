@@ -24,12 +24,15 @@ from mobstore.actors import NewMobEvent, open_store
 
 from ._stats import Result
 
+DEFAULTS = {"appenders": 64, "ops": 100, "subscribers": 8, "backlog": 1_000_000, "durability": "full"}
 
-async def _latency(path: str, appenders: int, ops: int, subscribers: int, durability: str) -> Result:
+
+async def _latency(path: str, appenders: int, ops: int, subscribers: int, durability: str,
+                   group_commit: bool = True) -> Result:
     total = appenders * ops
     lat: list[float] = []
     clock = time.perf_counter
-    async with open_store(path, durability=durability) as store:
+    async with open_store(path, durability=durability, group_commit=group_commit) as store:
         log = store.mob("bench").events
 
         async def appender(i: int) -> None:
@@ -54,7 +57,7 @@ async def _latency(path: str, appenders: int, ops: int, subscribers: int, durabi
     # (ops of this row = deliveries: events x subscribers)
     return Result.of(
         "append -> subscriber latency", lat, seconds, appenders=appenders, ops=ops,
-        subscribers=subscribers, durability=durability,
+        subscribers=subscribers, durability=durability, group_commit=group_commit,
     )
 
 
@@ -92,10 +95,12 @@ def run(
     durability: str = "full",
     directory: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    group_commit: bool = True,
 ) -> list[Result]:
+    """Run the latency workload (``group_commit`` as given), then the catch-up ones."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
         progress(f"latency: {appenders} appenders x {ops} events, {subscribers} subscribers ...")
-        results = [trio.run(_latency, os.path.join(d, "lat.db"), appenders, ops, subscribers, durability)]
+        results = [trio.run(_latency, os.path.join(d, "lat.db"), appenders, ops, subscribers, durability, group_commit)]
         progress(f"catch-up from a backlog of {backlog:,} events ...")
         results += trio.run(_catch_up, os.path.join(d, "backlog.db"), backlog, durability)
     return results

@@ -1,0 +1,290 @@
+"""The `mobstore bench` harness: HDR histogram, results, progress display, PNG plot, CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mobstore.actors._cli import main
+from mobstore.benchmarks import _registry
+from mobstore.benchmarks._hdr import Histogram
+from mobstore.benchmarks._plot import BACKGROUND, COLOURS, encode_png, write_plot
+from mobstore.benchmarks._progress import Progress
+from mobstore.benchmarks._stats import Result, ratios, table
+
+# -- the histogram -------------------------------------------------------------------------
+
+latencies = st.lists(st.floats(min_value=1e-6, max_value=3600.0), min_size=1, max_size=300)
+quantiles = st.one_of(st.sampled_from([0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0]),
+                      st.floats(min_value=0.0, max_value=100.0))
+
+
+def exact_percentile(values: list[float], q: float) -> float:
+    """Nearest rank, as the histogram defines it."""
+    s = sorted(values)
+    return s[max(1, math.ceil(q * len(s) / 100 - 1e-9)) - 1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(latencies, quantiles)
+def test_histogram_percentiles_are_within_3_significant_digits(values, q):
+    h = Histogram.of(values)
+    exact = exact_percentile(values, q)
+    assert abs(h.percentile(q) - exact) <= exact * 1e-3 + 1e-9
+    assert h.count == len(values)
+    assert h.max == pytest.approx(max(values), rel=1e-6, abs=1e-9)
+    assert h.min == pytest.approx(min(values), rel=1e-6, abs=1e-9)
+    assert h.mean == pytest.approx(sum(values) / len(values), rel=1e-6, abs=1e-9)
+    assert h.min <= h.percentile(q) <= h.max
+
+
+@settings(max_examples=50, deadline=None)
+@given(latencies, latencies)
+def test_histogram_merge_and_json_round_trip(a, b):
+    merged = Histogram.of(a).merge(Histogram.of(b))
+    whole = Histogram.of(a + b)
+    assert merged.to_json() == whole.to_json()
+    back = Histogram.from_json(json.loads(json.dumps(whole.to_json())))
+    assert back.summary() == whole.summary() and back.count == len(a) + len(b)
+
+
+def test_histogram_edges():
+    empty = Histogram()
+    assert (empty.count, empty.percentile(99), empty.max, empty.mean) == (0, 0.0, 0.0, 0.0)
+    assert empty.merge(Histogram()).count == 0
+    h = Histogram()
+    h.record(7200.0)  # beyond the range: counted as 1 hour
+    h.record(0.0015, count=3)
+    assert h.count == 4 and h.max == 3600.0 and h.percentile(50) == pytest.approx(0.0015, rel=1e-3)
+
+
+# -- results and the table -----------------------------------------------------------------
+
+
+def test_result_of_keeps_its_signature_and_reads_the_histogram():
+    lat = [i / 1000 for i in range(1, 1001)]  # 1..1000 ms
+    r = Result.of("mobstore", lat, 2.0, workers=4)
+    assert (r.ops, r.ops_per_s, r.settings) == (1000, 500.0, {"workers": 4})
+    assert r.p50_ms == pytest.approx(500, rel=1e-3) and r.p99_ms == pytest.approx(990, rel=1e-3)
+    assert r.p999_ms == pytest.approx(999, rel=1e-3) and r.max_ms == pytest.approx(1000)
+    assert Result.from_histogram("x", Histogram.of(lat), 2.0) == Result.of("x", lat, 2.0)
+    doc = r.to_json()
+    assert {"name", "ops", "seconds", "ops_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "settings"} <= set(doc)
+    assert doc["histogram"]["count"] == 1000 and doc["latency_ms"]["p99"] == pytest.approx(990, rel=1e-3)
+    json.dumps(doc)
+    # the positional constructor (throughput-only rows) still works
+    assert Result("catch-up", 10, 1.0, 0.0, 0.0, 0.0, {"backlog": 10}).to_json()["ops_per_s"] == 10.0
+
+
+def test_table_and_ratios():
+    fast = Result.of("mobstore", [0.001] * 100, 1.0)
+    slow = Result.of("naive", [0.004] * 100, 4.0)
+    assert ratios([fast, slow]) == {
+        "naive": {"reference": "mobstore", "throughput": 4.0, "p99": pytest.approx(0.25, rel=1e-3)}}
+    text = table([fast, slow])
+    assert "p99.9 ms" in text and "ratio mobstore / naive: 4.0x throughput, p99 latency 0.25x" in text
+    # rows of several scenarios: compared within their scenario
+    rows = [Result.of(f"{s}: {sc}", [0.001 * (1 + k)] * 10, 1.0, scenario=sc)
+            for sc in ("crash", "reopen") for k, s in enumerate(("mobstore", "naive"))]
+    assert {k: v["reference"] for k, v in ratios(rows).items()} == {
+        "naive: crash": "mobstore: crash", "naive: reopen": "mobstore: reopen"}
+
+
+# -- the progress display ------------------------------------------------------------------
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_tty_redraws_one_line():
+    now = [0.0]
+    out = _Tty()
+    with Progress(2, stream=out, clock=lambda: now[0]) as p:
+        p.start("appends", phases=2)
+        p("mobstore ...")  # the plain-callable protocol of the workloads
+        now[0] = 65.0
+        p.phase("naive ...")
+        p.advance(10)
+        p.advance(5)
+        assert p.ops == 15 and p.fraction == 0.25
+        assert p.line().startswith("[######..................] 0/2  25% 1:05, 15 ops  appends: naive ...")
+        with p.suspended():
+            out.write("TABLE\n")
+        p.finish()
+        assert p.fraction == 0.5
+    text = out.getvalue()
+    assert "\n" not in text.replace("TABLE\n", "")  # redrawn in place, never a new line
+    assert text.count("\r[") >= 4 and "appends: mobstore ..." in text
+    assert text.rstrip(" ").endswith("\r")  # erased at the end: the terminal is left clean
+    assert "\rTABLE\n\r[" in text.replace(" ", "")  # cleared for the table, redrawn after
+
+
+def test_progress_off_a_tty_prints_plain_lines_and_quiet_prints_nothing():
+    out = io.StringIO()
+    p = Progress(1, stream=out)
+    p.start("cas", phases=3)
+    p("mobstore CAS ...")
+    p.advance()
+    p.finish("done in 1.0 s")
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == 2
+    assert lines[0].endswith("cas: mobstore CAS ...") and lines[1].startswith("[" + "#" * 24 + "] 1/1 100%")
+    quiet = io.StringIO()
+    q = Progress(1, stream=quiet, enabled=False, tty=True)
+    q.start("x")
+    q("phase")
+    q.finish()
+    q.close()
+    assert quiet.getvalue() == ""
+
+
+# -- the PNG -------------------------------------------------------------------------------
+
+
+def read_png(data: bytes) -> tuple[int, int, bytes]:
+    """Parse a PNG of ours: check the signature and every CRC; return width, height, pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, kinds, idat, ihdr = 8, [], b"", b""
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
+        kinds.append(kind)
+        idat += body if kind == b"IDAT" else b""
+        ihdr = body if kind == b"IHDR" else ihdr
+        pos += 12 + n
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"IDAT" in kinds
+    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+    assert (depth, colour, interlace) == (8, 2, 0)
+    raw = zlib.decompress(idat)
+    assert len(raw) == h * (1 + 3 * w)
+    rows = [raw[y * (1 + 3 * w):(y + 1) * (1 + 3 * w)] for y in range(h)]
+    assert all(r[0] == 0 for r in rows)  # filter type 0
+    return w, h, b"".join(r[1:] for r in rows)
+
+
+def colours_in(w: int, h: int, px: bytes) -> set[tuple[int, int, int]]:
+    return {tuple(px[i:i + 3]) for i in range(0, len(px), 3)}
+
+
+def test_png_encoder_round_trips_pixels():
+    px = bytes(range(256)) * 3 * 2  # 2 rows of 4 x 64... any bytes of the right size
+    w, h, got = read_png(encode_png(64, 8, px[:64 * 8 * 3]))
+    assert (w, h, got) == (64, 8, px[:64 * 8 * 3])
+    with pytest.raises(ValueError):
+        encode_png(2, 2, b"\x00" * 5)
+
+
+def test_plot_is_a_valid_png_with_coloured_lines(tmp_path):
+    rows = [("appends", {"mobstore": [(1, 2000.0, 0.6), (4, 7000.0, 0.8), (64, 40000.0, 3.0)],
+                         "mobstore, no group commit": [(1, 1900.0, 0.7), (4, 5000.0, 1.0), (64, 5200.0, 15.0)],
+                         "naive sqlite3 threads": [(1, 3000.0, 0.3), (4, 5500.0, 2.0), (64, 6000.0, 2500.0)]})]
+    path = tmp_path / "p.png"
+    write_plot(str(path), rows, "mobstore bench")
+    w, h, px = read_png(path.read_bytes())
+    assert w >= 800 and h >= 300
+    found = colours_in(w, h, px)
+    assert BACKGROUND in found and set(COLOURS[:3]) <= found
+    assert all(c != BACKGROUND for c in COLOURS)
+
+
+# -- the registry and the command line -----------------------------------------------------
+
+
+def test_registry_maps_options_and_tolerates_missing_modules():
+    subs = _registry.get("subscribers")
+    opts = subs.options({"workers": 3, "mobs": 9, "ops": None}, suite=True)
+    assert opts["appenders"] == 3 and "mobs" not in opts and opts["ops"] == subs.defaults["ops"]
+    assert opts["backlog"] == subs.suite["backlog"]
+    assert _registry.get("boundaries").options({}, suite=False)["ops"] == 200
+    ghost = _registry.Workload("ghost", "not there", "no_such_workload_module")
+    assert not ghost.available()
+    with pytest.raises(LookupError):
+        _registry.get("nope")
+
+
+def test_bench_cli_writes_json_and_plot(tmp_path, capsys):
+    js, png = tmp_path / "r.json", tmp_path / "p.png"
+    rc = main(["bench", "appends", "--workers", "4", "--ops", "10", "--mobs", "2", "--durability", "normal",
+               "--dir", str(tmp_path), "--json", str(js), "--plot", str(png), "--sweep", "1,2", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "ratio mobstore / naive sqlite3 threads" in text and "sweep: ops/s, p99 ms" in text
+    doc = json.loads(js.read_text())
+    assert doc["format"] == "mobstore-bench/1" and doc["settings"]["workloads"] == ["appends"]
+    assert {"python", "sqlite_apsw", "sqlite_stdlib", "cpu_count", "platform"} <= set(doc["machine"])
+    entry = doc["workloads"]["appends"]
+    assert entry["options"] == {"workers": 4, "ops": 10, "mobs": 2, "durability": "normal", "group_commit": True}
+    results = entry["results"]
+    assert [r["name"] for r in results] == ["mobstore", "mobstore, no group commit", "naive sqlite3 threads"]
+    for r in results:
+        assert r["ops"] == 40 and r["histogram"]["count"] == 40
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"] == r["max_ms"]
+    assert set(entry["ratios"]) == {"mobstore, no group commit", "naive sqlite3 threads"}
+    assert [p["workers"] for p in entry["sweep"]] == [1, 2, 4]
+    w, h, px = read_png(png.read_bytes())
+    assert set(COLOURS[:3]) <= colours_in(w, h, px)
+
+
+def test_bench_cli_default_json_path_group_commit_off_and_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["bench", "boundaries", "--workers", "2", "--ops", "3", "--runtimes", "2", "--durability", "normal",
+               "--group-commit", "off", "--quiet"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "mobstore-bench.json").read_text())
+    first = doc["workloads"]["boundaries"]["results"][0]
+    assert first["name"] == "mobstore (group commit off)" and first["settings"]["group_commit"] is False
+    capsys.readouterr()
+    assert main(["bench", "nope", "--quiet"]) == 2
+    assert main(["bench", "subscribers", "--plot", str(tmp_path / "x.png"), "--quiet"]) == 2
+    assert main(["bench", "appends", "-o", "novalue", "--quiet"]) == 2
+    assert main(["bench", "appends", "-o", "contended=true", "--quiet"]) == 2  # only cas takes it
+    assert "unknown workload 'nope'" in capsys.readouterr().err
+
+
+def test_bench_cli_default_suite_tiny(tmp_path, capsys):
+    """No workload named: every workload of the suite runs (tiny sizes here), in one JSON file."""
+    js = tmp_path / "r.json"
+    rc = main(["bench", "--workers", "2", "--ops", "3", "--mobs", "2", "--runtimes", "2", "--subscribers", "2",
+               "--backlog", "1000", "-o", "events=20", "-o", "reopens=2", "--durability", "normal",
+               "--dir", str(tmp_path), "--json", str(js), "--quiet"])
+    assert rc == 0
+    doc = json.loads(js.read_text())
+    available = [w.name for w in _registry.WORKLOADS.values() if w.available()]
+    assert list(doc["workloads"]) == available and doc["settings"]["suite"] is True
+    assert {"appends", "boundaries", "subscribers"} <= set(available)
+    missing = set(_registry.WORKLOADS) - set(available)
+    assert missing <= {"cas", "restart", "mixed"}  # (modules written separately; skipped while missing)
+    assert doc["settings"]["skipped"] == sorted(missing, key=list(_registry.WORKLOADS).index)
+    for name in available:
+        entry = doc["workloads"][name]
+        assert entry["results"] and all(r["ops"] > 0 for r in entry["results"]), name
+        if name != "subscribers":
+            assert entry["results"][0]["name"].startswith("mobstore") and entry["ratios"], name
+    if "restart" in available:
+        assert doc["workloads"]["restart"]["options"]["events"] == 20
+        assert doc["workloads"]["restart"]["ratios"]["naive sqlite3 threads: reopen"]["reference"] == "mobstore: reopen"
+
+
+def test_bench_cli_passes_workload_options(tmp_path, capsys):
+    """`-o KEY=VALUE` reaches the workload's run(): cas with its contended rows."""
+    if not _registry.get("cas").available():
+        pytest.skip("benchmarks/cas.py not written yet")
+    js = tmp_path / "r.json"
+    rc = main(["bench", "cas", "--workers", "2", "--ops", "3", "-o", "contended=true", "-o", "contended-ops=2",
+               "--durability", "normal", "--dir", str(tmp_path), "--json", str(js), "--quiet"])
+    assert rc == 0
+    entry = json.loads(js.read_text())["workloads"]["cas"]
+    assert entry["options"]["contended"] is True and entry["options"]["contended_ops"] == 2
+    assert len(entry["results"]) == 5 and entry["results"][0]["name"] == "mobstore"
