@@ -4,6 +4,13 @@ The file is opened with ``SQLITE_OPEN_READONLY`` and without the owner lock, so 
 inspected while a store owns it; nothing here can write (SQLite refuses it on such a
 connection; a closed store is opened ``immutable`` so not even -wal/-shm files appear), and
 the marks are checked first, so a foreign or newer file is refused.
+
+Everything is read in one read transaction, so the sections agree with each other. Lists
+are bounded by :class:`~._inspect_decode.Limits` (counts always cover everything), so a
+store with thousands of runs, frames or runtimes gives a readable report; ``run=`` gives
+one run in full. Stored values are decoded one by one: one that cannot be decoded is shown
+as a marker and listed under ``undecodable``, and the rest of the report is unaffected.
+Runs: ``_inspect_runs``; runtimes: ``_inspect_runtimes``.
 """
 
 from __future__ import annotations
@@ -13,31 +20,42 @@ import urllib.parse
 from typing import Any
 
 import apsw
+import attrs
 
-from . import _events, _schema
-from ._codec import decode_json, micros_to_time
-from ._errors import StoreIOError
+from . import _events, _inspect_runtimes, _schema
+from ._errors import NotFound, StoreIOError
+from ._inspect_decode import Decoder, Limits, by_state, clip, is_marker, rows, scalar, short, size
+from ._inspect_runs import find_run, mob_runs, render_run, run_detail
 
-
-def _iso(us: int | None) -> str | None:
-    return None if us is None else micros_to_time(us).isoformat()
-
-
-def _rows(conn: apsw.Connection, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, args).fetchall()
+__all__ = ["Limits", "inspect_store", "render"]
 
 
-def inspect_store(path: str | os.PathLike[str], *, tail: int = 5, mob: str | None = None) -> dict[str, Any]:
+def inspect_store(
+    path: str | os.PathLike[str],
+    *,
+    tail: int = 5,
+    mob: str | None = None,
+    run: str | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
     """Everything worth seeing in the store at ``path``, as plain JSON-able data.
 
     Args:
         tail: how many of the newest events to show per mob.
-        mob: show only this mob (and still the realm-wide sections).
+        mob: show only this mob (and the runtimes linked to its runs; the realm-wide
+            profiles and config still).
+        run: show this one run in full instead (its frames, loops, ledgers, outputs and
+            linked runtimes), under the key ``run``.
+        limits: how many runs, frames, ledger entries and runtimes to list; by default
+            :meth:`Limits.for_mode` (a few of each, or all of one ``run``).
 
     Raises:
         StoreIOError: the file does not exist or cannot be opened.
         IncompatibleStore: not a mobstore file, or a newer schema.
+        NotFound: ``run`` is not a run of the store (or not of ``mob``).
     """
+    if limits is None:
+        limits = Limits.for_mode(run is not None)
     path = os.path.abspath(os.fspath(path))
     if not os.path.exists(path):
         raise StoreIOError(f"no store file at {path!r}")
@@ -53,7 +71,7 @@ def inspect_store(path: str | os.PathLike[str], *, tail: int = 5, mob: str | Non
         version = _schema.check_file(conn, path)
         conn.execute("BEGIN")
         try:
-            return _collect(conn, path, version, tail, mob)
+            return _collect(conn, path, version, tail, mob, run, limits)
         finally:
             conn.execute("COMMIT")
     except apsw.Error as exc:
@@ -62,87 +80,114 @@ def inspect_store(path: str | os.PathLike[str], *, tail: int = 5, mob: str | Non
         conn.close()
 
 
-def _collect(conn: apsw.Connection, path: str, version: int, tail: int, only: str | None) -> dict[str, Any]:
+def _collect(
+    conn: apsw.Connection, path: str, version: int, tail: int, only: str | None, run: str | None, limits: Limits
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "path": path,
         "schema_version": version,
-        "page_size": _rows(conn, "PRAGMA page_size")[0][0],
+        "page_size": rows(conn, "PRAGMA page_size")[0][0],
         "size_bytes": os.path.getsize(path),
+        "limits": {"tail": tail, **attrs.asdict(limits)},
     }
+    dec = Decoder()
+    if run is not None:
+        row = find_run(conn, run, only) if version else None
+        if row is None:
+            raise NotFound("run", run, f"no such run in {path}" + ("" if only is None else f" for mob {only!r}"))
+        out["run"] = run_detail(conn, dec, row, limits)
+        out["runtimes"], out["runtimes_scope"] = _inspect_runtimes.collect(conn, dec, limits, run=run)
+        out["undecodable"] = dec.errors
+        return out
     if version == 0:
-        return {**out, "mobs": [], "profiles": [], "config": None, "runtimes": []}
+        return {**out, "mobs": [], "profiles": [], "profiles_deleted": 0, "config": None, "runtimes": [],
+                "runtimes_scope": {"scope": "realm", "realm_total": 0, "in_scope": 0, "omitted": 0}, "undecodable": []}
     mob_ids = sorted(
-        {r[0] for r in _rows(conn, "SELECT mob_id FROM mob_heads")}
-        | {r[0] for r in _rows(conn, "SELECT mob_id FROM runs")}
-        | {r[0] for r in _rows(conn, "SELECT mob_id FROM mob_specs")}
-        | {r[0] for r in _rows(conn, "SELECT mob_id FROM mob_labels")}
+        {r[0] for r in rows(conn, "SELECT mob_id FROM mob_heads")}
+        | {r[0] for r in rows(conn, "SELECT mob_id FROM runs")}
+        | {r[0] for r in rows(conn, "SELECT mob_id FROM mob_specs")}
+        | {r[0] for r in rows(conn, "SELECT mob_id FROM mob_labels")}
+        | {r[0] for r in rows(conn, "SELECT mob_id FROM mob_cursors")}
     )
     if only is not None:
         mob_ids = [m for m in mob_ids if m == only]
-    out["mobs"] = [_mob(conn, m, tail) for m in mob_ids]
+    out["mobs"] = [_mob(conn, dec, m, tail, limits) for m in mob_ids]
     out["profiles"] = [
-        {"name": n, "revision": rev, "model": (decode_json(p, f"profile {n!r}") or {}).get("model"), "updated_at": _iso(u)}
-        for n, p, rev, u in _rows(
-            conn, "SELECT name, profile, revision, updated_us FROM realm_profiles WHERE profile IS NOT NULL ORDER BY name"
+        _profile(dec, *r)
+        for r in rows(
+            conn, "SELECT name, profile, revision, created_us, updated_us FROM realm_profiles WHERE profile IS NOT NULL ORDER BY name"
         )
     ]
-    cfg = _rows(conn, "SELECT config, generation FROM realm_config WHERE id = 1")
-    out["config"] = {"generation": cfg[0][1], "config": decode_json(cfg[0][0], "realm config")} if cfg else {"generation": 0, "config": None}
-    runtimes = sorted(
-        {r[0] for r in _rows(conn, "SELECT runtime_id FROM runtime_states")}
-        | {r[0] for r in _rows(conn, "SELECT runtime_id FROM runtime_input_states")}
-        | {r[0] for r in _rows(conn, "SELECT runtime_id FROM runtime_snapshots")}
+    out["profiles_deleted"] = scalar(conn, "SELECT count(*) FROM realm_profiles WHERE profile IS NULL")
+    cfg = rows(conn, "SELECT config, generation FROM realm_config WHERE id = 1")
+    out["config"] = (
+        {"generation": cfg[0][1], "config": dec.json(cfg[0][0], "realm config")} if cfg else {"generation": 0, "config": None}
     )
-    out["runtimes"] = [_runtime(conn, r) for r in runtimes]
+    out["runtimes"], out["runtimes_scope"] = _inspect_runtimes.collect(conn, dec, limits, mob=only)
+    out["undecodable"] = dec.errors
     return out
 
 
-def _mob(conn: apsw.Connection, mob: str, tail: int) -> dict[str, Any]:
+def _profile(dec: Decoder, name: str, raw: Any, revision: int, created: Any, updated: Any) -> dict[str, Any]:
+    what = f"profile {name!r}"
+    summary = _json_summary(dec, raw, what)
+    value = summary.pop("value")
+    return {
+        "name": name,
+        "revision": revision,
+        "model": value.get("model") if isinstance(value, dict) and not is_marker(value) else None,
+        **summary,
+        "created_at": dec.time(created, f"created_us of {what}"),
+        "updated_at": dec.time(updated, f"updated_us of {what}"),
+    }
+
+
+def _json_summary(dec: Decoder, raw: Any, what: str) -> dict[str, Any]:
+    """Size and top-level keys of stored JSON (``value``: the decoded JSON, for the caller)."""
+    value = dec.json(raw, what)
+    n = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw) if isinstance(raw, bytes) else None
+    keys: Any = list(value) if isinstance(value, dict) and not is_marker(value) else None
+    return {"bytes": n, "keys": value if is_marker(value) else keys, "value": value}
+
+
+def _mob(conn: apsw.Connection, dec: Decoder, mob: str, tail: int, limits: Limits) -> dict[str, Any]:
     head = _events.last_cursor(conn, mob)
-    retained = _rows(conn, "SELECT count(*) FROM mob_events WHERE mob_id = ?", mob)[0][0]
-    events = _rows(
+    events = rows(
         conn, "SELECT cursor, ts_us, kind, payload FROM mob_events WHERE mob_id = ? ORDER BY cursor DESC LIMIT ?", mob, tail
     )
-    spec = _rows(conn, "SELECT revision, definition IS NOT NULL FROM mob_specs WHERE mob_id = ?", mob)
-    runs = [
-        {"run_id": rid, "flow_id": flow, "status": status, "created_at": _iso(c), "completed_at": _iso(done)}
-        for rid, flow, status, c, done in _rows(
-            conn,
-            "SELECT run_id, flow_id, status, created_us, completed_us FROM runs WHERE mob_id = ? ORDER BY created_us, run_id",
-            mob,
-        )
-    ]
+    spec_rows = rows(conn, "SELECT revision, definition FROM mob_specs WHERE mob_id = ?", mob)
+    if not spec_rows:
+        spec = None
+    elif spec_rows[0][1] is None:
+        spec = {"revision": spec_rows[0][0], "deleted": True, "bytes": None, "keys": None}
+    else:
+        summary = _json_summary(dec, spec_rows[0][1], f"spec of {mob}")
+        summary.pop("value")
+        spec = {"revision": spec_rows[0][0], "deleted": False, **summary}
     return {
         "mob_id": mob,
         "last_cursor": head,
-        "retained_events": retained,
+        "retained_events": scalar(conn, "SELECT count(*) FROM mob_events WHERE mob_id = ?", mob),
         "tail": [
-            {"cursor": c, "timestamp": _iso(ts), "kind": k, "payload": decode_json(p, f"event {mob}#{c}")}
+            {"cursor": c, "timestamp": dec.time(ts, f"ts_us of event {mob}#{c}"), "kind": k,
+             "payload": dec.json(p, f"event {mob}#{c}")}
             for c, ts, k, p in reversed(events)
         ],
         "consumers": [
             {"name": n, "cursor": cur, "lag": max(head - cur, 0)}
-            for n, cur in _rows(conn, "SELECT name, cursor FROM mob_cursors WHERE mob_id = ? ORDER BY name", mob)
+            for n, cur in rows(conn, "SELECT name, cursor FROM mob_cursors WHERE mob_id = ? ORDER BY name", mob)
         ],
         "labels": {
-            (run or "(mob)"): decode_json(text, f"labels of {mob}")
-            for run, text in _rows(conn, "SELECT run_id, labels FROM mob_labels WHERE mob_id = ? ORDER BY run_id", mob)
+            (run or "(mob)"): dec.json(text, f"labels of {mob}" + (f" run {run}" if run else ""))
+            for run, text in rows(conn, "SELECT run_id, labels FROM mob_labels WHERE mob_id = ? ORDER BY run_id", mob)
         },
-        "spec_revision": spec[0][0] if spec and spec[0][1] else None,
-        "runs": runs,
+        "spec_revision": spec["revision"] if spec and not spec["deleted"] else None,
+        "spec": spec,
+        **mob_runs(conn, dec, mob, limits),
     }
 
 
-def _runtime(conn: apsw.Connection, rid: str) -> dict[str, Any]:
-    state = _rows(conn, "SELECT state FROM runtime_states WHERE runtime_id = ?", rid)
-    snap = _rows(conn, "SELECT length(snapshot) FROM runtime_snapshots WHERE runtime_id = ?", rid)
-    return {
-        "runtime_id": rid,
-        "state": state[0][0] if state else None,
-        "input_states": _rows(conn, "SELECT count(*) FROM runtime_input_states WHERE runtime_id = ?", rid)[0][0],
-        "receipts": _rows(conn, "SELECT count(*) FROM runtime_receipts WHERE runtime_id = ?", rid)[0][0],
-        "snapshot_bytes": snap[0][0] if snap else None,
-    }
+# -- text ----------------------------------------------------------------------------------------
 
 
 def render(info: dict[str, Any]) -> str:
@@ -151,42 +196,75 @@ def render(info: dict[str, Any]) -> str:
         f"store {info['path']}  schema v{info['schema_version']}  page {info['page_size']} B  "
         f"{info['size_bytes']:,} bytes"
     ]
+    if "run" in info:
+        r = info["run"]
+        lines.append("")
+        heading = (f"run {r['run_id']} of mob {r['mob_id']}, flow {r['flow_id']}: {r['status']}, created "
+                   f"{_text(r['created_at'])}" + (f", completed {_text(r['completed_at'])}" if r["completed_at"] else "")
+                   + f", schema v{r['schema_version']}")
+        lines += render_run(r, "", heading=heading)
+        lines += _inspect_runtimes.render(info["runtimes"], info["runtimes_scope"])
+        return "\n".join(lines + _undecodable(info))
     for m in info["mobs"]:
         lines.append("")
-        lines.append(
-            f"mob {m['mob_id']}: last cursor {m['last_cursor']}, {m['retained_events']} events retained, "
-            f"spec revision {m['spec_revision'] if m['spec_revision'] is not None else '-'}, {len(m['runs'])} runs"
-        )
-        for ev in m["tail"]:
-            lines.append(f"  #{ev['cursor']:<6} {ev['timestamp']}  {ev['kind']}  {_short(ev['payload'])}")
-        for c in m["consumers"]:
-            lines.append(f"  consumer {c['name']}: cursor {c['cursor']}, lag {c['lag']}")
-        for scope, labels in m["labels"].items():
-            lines.append(f"  labels {scope}: {_short(labels)}")
-        for r in m["runs"]:
-            lines.append(f"  run {r['run_id']} flow {r['flow_id']}: {r['status']}")
+        lines += _render_mob(m)
+    lines.append("")
     if info["profiles"]:
-        lines.append("")
-        lines.append("realm profiles:")
+        lines.append("realm profiles:" + (f" ({info['profiles_deleted']} deleted)" if info["profiles_deleted"] else ""))
         for p in info["profiles"]:
-            lines.append(f"  {p['name']}: model {p['model']}, revision {p['revision']}, updated {p['updated_at']}")
+            lines.append(f"  {p['name']}: model {p['model']}, revision {p['revision']}, {_json_text(p)}, "
+                         f"updated {_text(p['updated_at'])}")
+    else:
+        lines.append("realm profiles: none" + (f" ({info['profiles_deleted']} deleted)" if info["profiles_deleted"] else ""))
     cfg = info["config"]
     if cfg is not None:
-        lines.append("")
-        lines.append(f"realm config: generation {cfg['generation']}  {_short(cfg['config'])}")
-    if info["runtimes"]:
-        lines.append("")
-        lines.append("runtimes:")
-        for r in info["runtimes"]:
-            lines.append(
-                f"  {r['runtime_id']}: state {r['state'] or '-'}, {r['input_states']} input states, "
-                f"{r['receipts']} receipts, snapshot {r['snapshot_bytes'] or 0} B"
-            )
-    return "\n".join(lines)
+        lines.append(f"realm config: generation {cfg['generation']}  "
+                     + (short(cfg["config"]) if cfg["generation"] else "(never set)"))
+    lines += _inspect_runtimes.render(info["runtimes"], info["runtimes_scope"])
+    return "\n".join(lines + _undecodable(info))
 
 
-def _short(value: Any, limit: int = 100) -> str:
-    import json
+def _render_mob(m: dict[str, Any]) -> list[str]:
+    lines = [
+        f"mob {m['mob_id']}: last cursor {m['last_cursor']}, {m['retained_events']} events retained, "
+        f"spec revision {m['spec_revision'] if m['spec_revision'] is not None else '-'}, {m['runs_total']} runs"
+    ]
+    spec = m["spec"]
+    if spec is not None:
+        lines.append(f"  spec: deleted (revisions continue after {spec['revision']})" if spec["deleted"]
+                     else f"  spec: {_json_text(spec)}")
+    for ev in m["tail"]:
+        lines.append(f"  #{ev['cursor']:<6} {_text(ev['timestamp'])}  {ev['kind']}  {short(ev['payload'])}")
+    for c in m["consumers"]:
+        lines.append(f"  consumer {c['name']}: cursor {c['cursor']}, lag {c['lag']}")
+    for scope, labels in m["labels"].items():
+        lines.append(f"  labels {scope}: {short(labels)}")
+    if m["runs_total"]:
+        lines.append(f"  runs: {m['runs_total']} ({by_state(m['runs_by_status'])})"
+                     + (f"; newest {len(m['runs'])} shown (--runs)" if m["runs_omitted"] else ""))
+    for r in m["runs"]:
+        lines += render_run(r, "  ")
+    return lines
 
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+def _json_text(s: dict[str, Any]) -> str:
+    keys = s["keys"]
+    if is_marker(keys):
+        return short(keys)
+    what = "not an object" if keys is None else "keys " + clip(", ".join(keys), 80) if keys else "no keys"
+    return f"{size(s['bytes']) if s['bytes'] is not None else '?'}, {what}"
+
+
+def _text(value: Any) -> str:
+    return short(value) if isinstance(value, dict) else str(value)
+
+
+def _undecodable(info: dict[str, Any]) -> list[str]:
+    errors = info["undecodable"]
+    if not errors:
+        return []
+    lines = ["", f"undecodable values: {len(errors)}"]
+    lines += [f"  {clip(e, 200)}" for e in errors[:20]]
+    if len(errors) > 20:
+        lines.append(f"  ... {len(errors) - 20} more (--json lists them all)")
+    return lines
