@@ -11,68 +11,59 @@ from collections.abc import Sequence
 def _demo(args: argparse.Namespace) -> int:
     import trio
 
-    from ._demo import run_demo
+    from ._demo import DemoError, run_demo
 
-    report = trio.run(
-        lambda: run_demo(
-            args.path, mobs=args.mobs, agents_per_mob=args.agents, events_per_agent=args.events,
-            durability=args.durability,
+    try:
+        report = trio.run(
+            lambda: run_demo(
+                args.path, mobs=args.mobs, agents_per_mob=args.agents, events_per_agent=args.events,
+                durability=args.durability,
+            )
         )
-    )
+    except DemoError as exc:
+        print(f"mobstore demo: {exc}", file=sys.stderr)
+        return 2
     return 0 if report.ok else 1
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mobstore.benchmarks import appends, boundaries, subscribers
-    from mobstore.benchmarks._stats import table
+    from mobstore.benchmarks._harness import run
 
-    progress = lambda m: print("  running", m, flush=True)  # noqa: E731
-    if args.workload == "appends":
-        print(
-            f"mobstore bench appends: {args.workers} workers x {args.ops} appends over {args.mobs} mobs, "
-            f"durability={args.durability}, file stores in a temp dir"
-        )
-        results = appends.run(
-            workers=args.workers, ops=args.ops, mobs=args.mobs, durability=args.durability,
-            directory=args.dir, progress=progress,
-        )
-        print(table(results))
-    elif args.workload == "boundaries":
-        ops = args.ops if args.ops != 500 else 200
-        print(
-            f"mobstore bench boundaries: {args.workers} workers x {ops} session boundaries over {args.runtimes} runtimes, "
-            f"durability={args.durability}, file stores in a temp dir"
-        )
-        results = boundaries.run(
-            workers=args.workers, ops=ops, runtimes=args.runtimes, durability=args.durability,
-            directory=args.dir, progress=progress,
-        )
-        print(table(results))
-    else:
-        print(f"mobstore bench subscribers: durability={args.durability}, file stores in a temp dir")
-        results = subscribers.run(
-            appenders=args.workers, ops=args.ops if args.ops != 500 else 100, subscribers=args.subscribers,
-            backlog=args.backlog, durability=args.durability, directory=args.dir, progress=progress,
-        )
-        print(subscribers.render(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.to_json() for r in results], f, indent=2)
-        print(f"results written to {args.json}")
-    return 0
+    return run(args)
 
 
 def _inspect(args: argparse.Namespace) -> int:
     from mobstore.storage import MobStoreError
-    from mobstore.storage._inspect import inspect_store, render
+    from mobstore.storage._inspect import Limits, inspect_store, render
 
+    given = {k: (None if v == "all" else v) for k in ("runs", "frames", "ledger", "runtimes")
+             if (v := getattr(args, k)) is not None}
     try:
-        info = inspect_store(args.path, tail=args.tail, mob=args.mob)
+        info = inspect_store(args.path, tail=args.tail, mob=args.mob, run=args.run,
+                             limits=Limits.for_mode(args.run is not None, **given))
     except MobStoreError as exc:
         print(f"mobstore inspect: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else render(info))
+    try:
+        print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else render(info), flush=True)
+    except BrokenPipeError:  # `mobstore inspect ... | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _inspect_limit(text: str) -> int | str:
+    """A list limit of `mobstore inspect`: a count (0: counts only) or `all`."""
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...) or 'all'")
+    return n
 
 
 def _chaos(args: argparse.Namespace) -> int:
@@ -87,32 +78,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mobstore", description="mobstore: a durable state store for multi-agent runtimes")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run a multi-agent workload with a crash and a restart, and verify it")
-    demo.add_argument("--path", help="store file (default: a new file in a temp folder)")
-    demo.add_argument("--mobs", type=int, default=8)
-    demo.add_argument("--agents", type=int, default=4, help="agents (concurrent tasks) per mob")
-    demo.add_argument("--events", type=int, default=250, help="events per agent")
+    demo = sub.add_parser(
+        "demo",
+        help="run a multi-agent flow workload with crashes and a close-and-reopen midway, and verify every invariant",
+    )
+    demo.add_argument("--path", help="a new store file, kept for `mobstore inspect` (default: a new file in a temp folder)")
+    demo.add_argument("--mobs", type=int, default=8, help="mobs, each with one flow run and one durable consumer")
+    demo.add_argument("--agents", type=int, default=4, help="agents (concurrent tasks, each with a runtime) per mob")
+    demo.add_argument("--events", type=int, default=250,
+                      help="events per agent, at least 7 (one loop iteration per 25 events)")
     demo.add_argument("--durability", choices=["full", "normal"], default="full")
     demo.set_defaults(func=_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: durable appends vs baselines; subscriber latency and catch-up")
-    bench.add_argument("workload", nargs="?", choices=["appends", "boundaries", "subscribers"], default="appends")
-    bench.add_argument("--workers", type=int, default=64, help="concurrent writers (appenders)")
-    bench.add_argument("--ops", type=int, default=500, help="operations per worker (boundaries: 200, subscribers: 100)")
-    bench.add_argument("--runtimes", type=int, default=16, help="boundaries workload: runtimes")
-    bench.add_argument("--subscribers", type=int, default=8, help="subscribers workload: live subscribers")
-    bench.add_argument("--backlog", type=int, default=1_000_000, help="subscribers workload: catch-up backlog")
-    bench.add_argument("--mobs", type=int, default=16)
-    bench.add_argument("--durability", choices=["full", "normal"], default="full")
-    bench.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")
-    bench.add_argument("--json", help="also write the results to this JSON file")
+    bench = sub.add_parser(
+        "bench", help="contention benchmarks: mobstore beside its baselines (throughput, latency, ratios)",
+        description="Runs workloads with mobstore and its baselines (stdlib sqlite3 threads, one transaction per "
+                    "operation; mobstore without group commit) side by side, prints throughput, p50/p99/p99.9/max "
+                    "latency and ratios, and writes a JSON result file (and, with --plot, a PNG).",
+    )
+    from mobstore.benchmarks._harness import add_arguments as _bench_arguments
+
+    _bench_arguments(bench)
     bench.set_defaults(func=_bench)
 
-    insp = sub.add_parser("inspect", help="a read-only look into a store file (never writes)")
+    insp = sub.add_parser(
+        "inspect", help="a read-only look into a store file (never writes)",
+        description="Shows mobs (event tail, consumers and lag, labels, spec), their runs (flow state, frames and "
+                    "loops by state, ledgers, step outputs), realm profiles and config, and runtimes (input states, "
+                    "boundary receipts per run, session snapshot). Lists are bounded (counts cover everything); "
+                    "--run RUN_ID shows one run in full. Opens the file read-only: it never writes.",
+    )
     insp.add_argument("path", help="the store file")
     insp.add_argument("--tail", type=int, default=5, help="newest events to show per mob")
-    insp.add_argument("--mob", help="show only this mob")
-    insp.add_argument("--json", action="store_true", help="machine-readable output")
+    insp.add_argument("--mob", help="show only this mob, and the runtimes linked to its runs")
+    insp.add_argument("--run", metavar="RUN_ID", help="show this run in full (every frame, loop, ledger entry and output, "
+                                                      "and its runtimes' receipts) instead of the overview")
+    insp.add_argument("--runs", type=_inspect_limit, metavar="N", help="newest runs to show per mob (default 10; 'all')")
+    insp.add_argument("--frames", type=_inspect_limit, metavar="N",
+                      help="frames and loops to show per run: the first and last few by id (default 4, all with --run)")
+    insp.add_argument("--ledger", type=_inspect_limit, metavar="N",
+                      help="newest entries to show per ledger (default 3, all with --run)")
+    insp.add_argument("--runtimes", type=_inspect_limit, metavar="N", help="runtimes to show, by id (default 20; 'all')")
+    insp.add_argument("--json", action="store_true", help="machine-readable output (the same limits apply)")
     insp.set_defaults(func=_inspect)
 
     chaos = sub.add_parser("chaos", help="kill -9 loop: a child writes, gets SIGKILLed, the store is verified")

@@ -135,13 +135,14 @@ class SubscriptionContract:
         """Events pruned while a live subscriber lags behind are not delivered to it (recent
         events kept in memory for subscribers are dropped on prune and clear)."""
         log = store.mob("m").events
-        gate = trio.Event()
+        gate, first = trio.Event(), trio.Event()
         got: list[int] = []
 
         async def reader():
             async for ev in log.subscribe():
                 got.append(ev.cursor)
                 if ev.cursor == 1:
+                    first.set()
                     await gate.wait()
                 if ev.cursor == 4:
                     return
@@ -149,6 +150,9 @@ class SubscriptionContract:
         async with trio.open_nursery() as n:
             n.start_soon(reader)
             await log.append(_ev())
+            # The reader holds event 1 before the others exist (otherwise its history read
+            # may legitimately fetch event 2 before the prune removes it).
+            await first.wait()
             await log.append(NewMobEvent("old", timestamp=clock.now - timedelta(days=1)))
             await log.append(_ev())
             assert await log.prune(clock.now) == 1
