@@ -50,6 +50,49 @@ except ImportError:  # pragma: no cover - CPython always has _json
 _loads = json.loads
 
 
+_MIN_INT = -(2**63)
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True if ``value`` is plain JSON (the rule of :func:`_check_json`), without building
+    paths: the fast check every write makes. Only when it says False does the slow walk
+    run, to name the offending path."""
+    t = type(value)
+    if t is dict:
+        if depth > 64:
+            return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            tv = type(v)
+            if tv is str or tv is bool or v is None:
+                continue
+            if tv is int:
+                if _MIN_INT <= v <= MAX_INT:
+                    continue
+                return False
+            if not _plain(v, depth + 1):
+                return False
+        return True
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return _MIN_INT <= value <= MAX_INT
+    if t is float:
+        return math.isfinite(value)
+    if t is list or t is tuple:
+        if depth > 64:
+            return False
+        for v in value:
+            tv = type(v)
+            if tv is str or tv is bool or v is None:
+                continue
+            if not _plain(v, depth + 1):
+                return False
+        return True
+    return False
+
+
 def _check_json(value: Any, path: str, depth: int) -> None:
     # A hand-written walk: json.dumps would silently turn int keys into strings and accept
     # NaN-free floats only at the top. This gives the exact path of what is wrong.
@@ -86,7 +129,9 @@ def encode_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> s
         InvalidInput: naming ``field`` and the path inside it, if ``value`` is not plain JSON
             or its encoding is longer than ``max_bytes``.
     """
-    _check_json(value, field, 0)
+    if not _plain(value, 0):
+        _check_json(value, field, 0)  # raises, naming the path
+        raise AssertionError(f"{field}: _plain and _check_json disagree")  # pragma: no cover
     text = _dumps(value)
     # len(text) is a lower bound of the UTF-8 size; only measure bytes when it may matter.
     if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mobstore.storage import DecodeError, InvalidInput
@@ -17,6 +17,8 @@ from mobstore.storage._codec import (
     decode_json,
     encode_json,
     encode_object,
+    _check_json,
+    _plain,
     micros_to_time,
     time_to_micros,
 )
@@ -32,7 +34,49 @@ json_values = st.recursive(
 )
 
 
+# Plain JSON and the near misses the checks must refuse.
+any_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats()
+    | st.sampled_from([float("nan"), float("inf"), -float("inf"), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1])
+    | st.text(max_size=3)
+    | st.binary(max_size=2)
+    | st.just(frozenset({1})),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=2) | st.integers(0, 2) | st.none(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _deep(n: int, leaf: object) -> object:
+    v = leaf
+    for i in range(n):
+        v = [v] if i % 2 else {"k": v}
+    return v
+
+
 class TestEncodeJson:
+    @settings(max_examples=500)
+    @given(any_values | st.builds(_deep, st.integers(60, 70), any_values))
+    @example({"a": 2**63 - 1, "b": -(2**63)})
+    @example({"a": 2**63})
+    @example([-(2**63) - 1])
+    @example({"a": [1.5, float("inf")]})
+    @example(_deep(64, 1))
+    @example(_deep(65, 1))
+    @example({"a": (1, {2: 3})})
+    def test_fast_check_agrees_with_the_path_naming_walk(self, value):
+        """The fast check (``_plain``) accepts exactly what the path-naming walk accepts."""
+        try:
+            _check_json(value, "v", 0)
+            ok = True
+        except InvalidInput:
+            ok = False
+        assert _plain(value, 0) is ok
+
     @given(json_values)
     def test_round_trip(self, value):
         """Every plain JSON value round-trips exactly, key order included."""
