@@ -9,9 +9,10 @@ system under test (mobstore) first and the baselines after it; :func:`table` and
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
@@ -108,4 +109,35 @@ def run_threads(worker: Callable[[int], None], workers: int) -> float:
         th.start()
     for th in threads:
         th.join()
+    return time.perf_counter() - t0
+
+
+# -- the naive baseline's connections ----------------------------------------------------
+
+
+def naive_create(path: str, schema: str) -> sqlite3.Connection:
+    """A new naive-baseline file: WAL, ``schema`` applied; returns the (setup) connection,
+    for the caller to fill, commit and close."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.executescript(schema)
+    return con
+
+
+def naive_connect(path: str, durability: str) -> sqlite3.Connection:
+    """A naive worker's connection: autocommit (explicit ``BEGIN IMMEDIATE``), the
+    durability's ``synchronous`` setting, a 30 s busy timeout, usable from its thread."""
+    con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    con.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+    return con
+
+
+async def run_tasks(worker: Callable[[int], Awaitable[None]], workers: int) -> float:
+    """Run ``worker(i)`` as ``workers`` trio tasks at once; return the wall-clock seconds."""
+    import trio
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for i in range(workers):
+            nursery.start_soon(worker, i)
     return time.perf_counter() - t0

@@ -16,7 +16,6 @@ Each reports throughput and per-append latency (median, p99, max), then the rati
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import trio
 
 from mobstore.actors import NewMobEvent, open_store
 
-from ._stats import Result, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 500, "mobs": 16, "durability": "full"}
 
@@ -44,11 +43,7 @@ async def _mobstore(path: str, workers: int, ops: int, mobs: int, durability: st
                 await events.append(NewMobEvent("step_completed", {"worker": i, "n": j}))
                 record(clock() - t)
 
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for i in range(workers):
-                nursery.start_soon(worker, i)
-        seconds = clock() - t0
+        seconds = await run_tasks(worker, workers)
         stats = store.statistics().committer
     name = "mobstore" if group_commit else "mobstore, no group commit"
     return Result.of(
@@ -58,21 +53,18 @@ async def _mobstore(path: str, workers: int, ops: int, mobs: int, durability: st
 
 
 def _naive(path: str, workers: int, ops: int, mobs: int, durability: str) -> Result:
-    setup = sqlite3.connect(path)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute(
+    setup = naive_create(
+        path,
         "CREATE TABLE IF NOT EXISTS events (mob_id TEXT, cursor INTEGER, ts REAL, kind TEXT,"
-        " payload TEXT, PRIMARY KEY (mob_id, cursor))"
+        " payload TEXT, PRIMARY KEY (mob_id, cursor))",
     )
     setup.commit()
     setup.close()
     lat: list[list[float]] = [[] for _ in range(workers)]
-    sync = "FULL" if durability == "full" else "NORMAL"
     import json
 
     def worker(i: int) -> None:
-        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        con.execute(f"PRAGMA synchronous={sync}")
+        con = naive_connect(path, durability)
         mob, record = f"mob-{i % mobs}", lat[i].append
         for j in range(ops):
             t = time.perf_counter()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -35,7 +34,7 @@ import trio
 
 from mobstore.actors import InputState, SessionDelta, open_store, uuid7
 
-from ._stats import Result, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 200, "runtimes": 16, "inputs": 2, "messages": 8, "durability": "full"}
 _T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -66,11 +65,7 @@ async def _mobstore(path: str, workers: int, ops: int, runtimes: int, inputs: in
                 await rt.commit_session_boundary(delta, run, "run_checkpoint", ids, states)
                 record(clock() - t)
 
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for i in range(workers):
-                nursery.start_soon(worker, i)
-        seconds = clock() - t0
+        seconds = await run_tasks(worker, workers)
         stats = store.statistics().committer
     name = "mobstore" if group_commit else "mobstore, no group commit"
     return Result.of(
@@ -90,17 +85,13 @@ CREATE TABLE IF NOT EXISTS input_states (runtime_id TEXT, input_id TEXT, state T
 
 
 def _naive(path: str, workers: int, ops: int, runtimes: int, inputs: int, messages: int, durability: str) -> Result:
-    setup = sqlite3.connect(path)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.executescript(_NAIVE_SCHEMA)
+    setup = naive_create(path, _NAIVE_SCHEMA)
     setup.commit()
     setup.close()
     lat: list[list[float]] = [[] for _ in range(workers)]
-    sync = "FULL" if durability == "full" else "NORMAL"
 
     def worker(i: int) -> None:
-        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        con.execute(f"PRAGMA synchronous={sync}")
+        con = naive_connect(path, durability)
         rid, run, record = f"runtime-{i % runtimes}", str(uuid.uuid4()), lat[i].append
         for j in range(ops):
             t = time.perf_counter()

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -45,7 +44,7 @@ import trio
 
 from mobstore.actors import KU64, FrameSnapshot, KernelState, KString, MobRun, open_store
 
-from ._stats import Result, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 500, "durability": "full", "contended": False, "contended_ops": 20}
 _PHASES = ("Ready", "Running", "Waiting")
@@ -93,11 +92,7 @@ async def _mobstore(path: str, workers: int, ops: int, durability: str, group_co
                 cur = nxt
 
         stats0 = store.statistics().committer
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for i in range(workers):
-                nursery.start_soon(worker, i)
-        seconds = clock() - t0
+        seconds = await run_tasks(worker, workers)
         stats = store.statistics().committer
         got = await runs.get_run(rid)
         if got is None or got.frames != final_states(workers, ops):
@@ -119,9 +114,7 @@ CREATE TABLE IF NOT EXISTS frames (run_id TEXT, frame_id TEXT, state TEXT, PRIMA
 
 def _naive_setup(path: str, rows: list[tuple[str, str]]) -> str:
     rid = str(uuid.uuid4())
-    con = sqlite3.connect(path)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.executescript(_NAIVE_SCHEMA)
+    con = naive_create(path, _NAIVE_SCHEMA)
     con.execute("INSERT INTO runs VALUES (?, ?, 'running')", (rid, _MOB))
     con.executemany("INSERT INTO frames VALUES (?, ?, ?)", [(rid, f, s) for f, s in rows])
     con.commit()
@@ -129,18 +122,13 @@ def _naive_setup(path: str, rows: list[tuple[str, str]]) -> str:
     return rid
 
 
-def _naive_connect(path: str, durability: str) -> sqlite3.Connection:
-    con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    con.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-    return con
-
 
 def _naive(path: str, workers: int, ops: int, durability: str) -> Result:
     rid = _naive_setup(path, [(f"frame-{i}", _text(i, 0)) for i in range(workers)])
     lat: list[list[float]] = [[] for _ in range(workers)]
 
     def worker(i: int) -> None:
-        con, fid, record = _naive_connect(path, durability), f"frame-{i}", lat[i].append
+        con, fid, record = naive_connect(path, durability), f"frame-{i}", lat[i].append
         cur = _text(i, 0)
         for j in range(1, ops + 1):
             t = time.perf_counter()
@@ -193,11 +181,7 @@ async def _mobstore_contended(path: str, workers: int, ops: int, durability: str
                 lat.append(clock() - t)
                 cur = nxt
 
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for _ in range(workers):
-                nursery.start_soon(worker)
-        seconds = clock() - t0
+        seconds = await run_tasks(lambda _i: worker(), workers)
     return Result.of("mobstore, contended", lat, seconds, variant="contended", workers=workers, ops=ops,
                      durability=durability, retries=retries)
 
@@ -209,7 +193,7 @@ def _naive_contended(path: str, workers: int, ops: int, durability: str) -> Resu
     retries = [0] * workers
 
     def worker(i: int) -> None:
-        con, n = _naive_connect(path, durability), 0
+        con, n = naive_connect(path, durability), 0
         for _ in range(ops):
             t = time.perf_counter()
             while True:

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import random
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -58,7 +57,7 @@ from mobstore.actors import (
     uuid7,
 )
 
-from ._stats import Result, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 300, "mobs": 16, "mix": "append:60,cas:20,label:10,boundary:5,poll:5",
             "durability": "full"}
@@ -138,11 +137,7 @@ async def _mobstore(path: str, workers: int, ops: int, mobs: int, mix: str, dura
                 record(clock() - t)
 
         s0 = store.statistics().committer
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for i in range(workers):
-                nursery.start_soon(worker, i)
-        seconds = clock() - t0
+        seconds = await run_tasks(worker, workers)
         s1 = store.statistics().committer
     batches = s1.batches - s0.batches
     return Result.of(
@@ -166,19 +161,15 @@ CREATE TABLE IF NOT EXISTS input_states (runtime_id TEXT, input_id TEXT, state T
 
 def _naive(path: str, workers: int, ops: int, mobs: int, mix: str, durability: str) -> Result:
     runs = {m: str(uuid.uuid4()) for m in range(mobs)}
-    setup = sqlite3.connect(path)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.executescript(_NAIVE_SCHEMA)
+    setup = naive_create(path, _NAIVE_SCHEMA)
     setup.executemany("INSERT INTO frames VALUES (?, ?, ?)",
                       [(runs[i % mobs], f"frame-{i}", _frame_text(i, 0)) for i in range(workers)])
     setup.commit()
     setup.close()
     lat: list[list[float]] = [[] for _ in range(workers)]
-    sync = "FULL" if durability == "full" else "NORMAL"
 
     def worker(i: int) -> None:
-        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        con.execute(f"PRAGMA synchronous={sync}")
+        con = naive_connect(path, durability)
         ex, record = con.execute, lat[i].append
         mob, rt, rid, fid = f"mob-{i % mobs}", f"runtime-{i % mobs}", runs[i % mobs], f"frame-{i}"
         my_run, step, last = str(uuid.uuid4()), 0, 0

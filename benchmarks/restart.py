@@ -52,7 +52,7 @@ import trio
 from mobstore.actors import ActorCrashed, FrameSnapshot, KernelState, MobRun, NewMobEvent, open_store
 from mobstore.actors.testing import InjectedCrash
 
-from ._stats import Result, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
 
 DEFAULTS = {
     "workers": 4, "ops": 50, "mobs": 16, "events": 5_000, "runs": 2, "reopens": 20, "backoff": 0.0,
@@ -116,11 +116,7 @@ async def _mobstore_crash(path: str, workers: int, ops: int, mobs: int, backoff:
 
         for m in range(mobs):  # every actor started (and recovered) before the first crash
             await store.mob(f"mob-{m}").events.last_cursor()
-        t0 = clock()
-        async with trio.open_nursery() as nursery:
-            for i in range(workers):
-                nursery.start_soon(task, i)
-        seconds = clock() - t0
+        seconds = await run_tasks(task, workers)
     return lat, seconds
 
 
@@ -153,12 +149,6 @@ async def _mobstore(path: str, *, workers: int, ops: int, mobs: int, events: int
 # -- the naive baseline -------------------------------------------------------------------
 
 
-def _naive_connect(path: str, durability: str) -> sqlite3.Connection:
-    con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    con.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-    return con
-
-
 def _naive_append(con: sqlite3.Connection, mob: str, n: int) -> None:
     con.execute("BEGIN IMMEDIATE")
     (cur,) = con.execute("SELECT COALESCE(MAX(cursor), 0) + 1 FROM events WHERE mob_id = ?", (mob,)).fetchone()
@@ -168,12 +158,11 @@ def _naive_append(con: sqlite3.Connection, mob: str, n: int) -> None:
 
 
 def _naive_populate(path: str, mobs: int, events: int, runs: int) -> None:
-    con = sqlite3.connect(path)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.executescript(
+    con = naive_create(
+        path,
         "CREATE TABLE events (mob_id TEXT, cursor INTEGER, ts REAL, kind TEXT, payload TEXT,"
         " PRIMARY KEY (mob_id, cursor));"
-        "CREATE TABLE frames (run_id TEXT, frame_id TEXT, state TEXT, PRIMARY KEY (run_id, frame_id));"
+        "CREATE TABLE frames (run_id TEXT, frame_id TEXT, state TEXT, PRIMARY KEY (run_id, frame_id));",
     )
     now = time.time()
     for m in range(mobs):
@@ -196,11 +185,11 @@ def _naive(path: str, *, workers: int, ops: int, mobs: int, events: int, runs: i
 
     def worker(i: int) -> None:
         owned = [f"mob-{m}" for m in range(i, mobs, workers)]
-        con = _naive_connect(path, durability)
+        con = naive_connect(path, durability)
         for k in range(ops):
             t = time.perf_counter()
             con.close()  # the crash: the thread's connection and state are gone
-            con = _naive_connect(path, durability)
+            con = naive_connect(path, durability)
             _naive_append(con, owned[k % len(owned)], k)
             lat[i].append(time.perf_counter() - t)
         con.close()
@@ -211,7 +200,7 @@ def _naive(path: str, *, workers: int, ops: int, mobs: int, events: int, runs: i
     reopen_lat, t0 = [], time.perf_counter()
     for k in range(reopens):
         t = time.perf_counter()
-        con = _naive_connect(path, durability)
+        con = naive_connect(path, durability)
         for m in range(mobs):
             _naive_append(con, f"mob-{m}", k)
         reopen_lat.append(time.perf_counter() - t)
