@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 import trio
 
-from ._demo_flow import CONSUMER, FLOW_ID, Agent, CrashOnce, DemoError, Ledger, Plan, projector, set_labels, setup_mob, write_config
+from ._demo_agent import Agent
+from ._demo_flow import CONSUMER, FLOW_ID, CrashOnce, DemoError, Ledger, Plan, projector, set_labels, setup_mob, write_config
 from ._demo_verify import Check, verify
 from ._store import Store, open_store
 
