@@ -16,10 +16,13 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
+from json.encoder import encode_basestring as _quote
 
 from ._codec import _dumps
 from ._errors import InvalidInput
@@ -32,11 +35,36 @@ def uuid7() -> str:
     Input states are listed in input-id order, which for UUIDv7 ids is creation order (to
     the millisecond).
     """
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (2**62 - 1)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # Built as text (a third cheaper than 128-bit integer arithmetic): 48 bits of Unix
+    # milliseconds, the version nibble 7, 12 random bits, the variant (0b10 and 2 random
+    # bits: one of 8, 9, a, b), then 60 more random bits; 74 random bits from os.urandom.
+    try:
+        r = _RANDOM.popleft()
+    except IndexError:
+        r = _refill()
+    ms = (_time_ns() // 1_000_000).to_bytes(8, "big").hex()[4:]  # the low 48 bits
+    return f"{ms[:8]}-{ms[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+
+
+_time_ns = time.time_ns
+#: A random hex digit -> the UUID variant digit 0b10xx keeping its two low bits.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+#: os.urandom output for uuid7, as 20 hex digits per id, drawn 2,000 bytes (100 ids) at a
+#: time: a getrandom call per id cost more than the rest of uuid7, and it releases the GIL,
+#: so the caller could lose the GIL to the writer thread once per input id. ``popleft`` is
+#: atomic, so no two threads get the same digits; a forked child starts with an empty pool
+#: (it must not hand out its parent's ids).
+_RANDOM: deque[str] = deque()
+
+
+def _refill() -> str:
+    h = os.urandom(2000).hex()
+    _RANDOM.extend([h[i : i + 20] for i in range(20, len(h), 20)])
+    return h[:20]
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 # -- enums ------------------------------------------------------------------------------------
@@ -219,15 +247,46 @@ class SessionDelta:
         messages = session.get("messages")
         if type(messages) is not list:
             raise InvalidInput("session", f"must have a 'messages' list, got {type(messages).__name__}")
-        try:
-            # The C encoder refuses non-JSON values and NaN. Compact JSON is a fixed point of
-            # parse-then-encode, so the digest of the given messages equals the digest of the
-            # messages parsed back from these bytes: no need to parse what we just wrote.
-            raw = _dumps(dict(session))
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidInput("session", f"is not JSON ({exc})") from None
+        # The C encoder refuses non-JSON values and NaN. Compact JSON is a fixed point of
+        # parse-then-encode, so the digest of the given messages equals the digest of the
+        # messages parsed back from these bytes: no need to parse what we just wrote.
+        parts = _encode_members(session) if type(session) is dict else None
+        if parts is not None:
+            raw, text = parts
+            digest = _sha256(text.encode("utf-8")).hexdigest()
+        else:
+            try:
+                raw = _dumps(dict(session))
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise InvalidInput("session", f"is not JSON ({exc})") from None
+            digest = conversation_digest(messages)
         delta = object.__new__(cls)
         object.__setattr__(delta, "session_snapshot", raw.encode("utf-8"))
-        object.__setattr__(delta, "conversation_digest", conversation_digest(messages))
+        object.__setattr__(delta, "conversation_digest", digest)
         object.__setattr__(delta, "message_count", len(messages))
         return delta
+
+
+_sha256 = hashlib.sha256
+
+
+def _encode_members(session: dict[str, Any]) -> tuple[str, str] | None:
+    """``(_dumps(session), _dumps(session["messages"]))`` with the messages encoded once:
+    the C encoder writes a dict as ``{`` + ``key:value`` pairs joined by ``,`` + ``}``,
+    each value exactly as it encodes that value alone, so the messages' text is a piece of
+    the session's (byte-identical; property-tested). ``None`` when that does not hold (a
+    key that is not a ``str``, which the encoder would convert) or when encoding fails:
+    then the caller takes the plain path, which raises the error it always raised."""
+    pieces = []
+    messages = ""
+    try:
+        for k, v in session.items():
+            if type(k) is not str:
+                return None
+            text = _dumps(v)
+            if k == "messages":
+                messages = text
+            pieces.append(f"{_quote(k)}:{text}")
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "{" + ",".join(pieces) + "}", messages
