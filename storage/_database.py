@@ -156,6 +156,11 @@ def _configure(conn: apsw.Connection, durability: str, *, memory: bool) -> None:
     conn.execute("PRAGMA recursive_triggers = ON")
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    # A stable query plan: this SQLite is built with STAT4, so without QPSG every statement
+    # whose plan could depend on a bound value (a MAX(...) probe, ORDER BY ... LIMIT ?) is
+    # re-prepared at each execution (~3-4 us instead of ~0.5 us for a poll). The store keeps
+    # no stat tables and binds no LIKE/GLOB patterns, so no plan is lost by pinning them.
+    conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
 
 
 class Database:

@@ -507,7 +507,6 @@ class InputState:
         )
 
 
-
 # The slots' own setters: a frozen class refuses setattr, and these are about twice as fast
 # as object.__setattr__ (__init__ sets 15 fields).
 _SET_INPUT_ID = InputState.__dict__["input_id"].__set__

@@ -242,7 +242,7 @@ class SessionDelta:
     @classmethod
     def from_session(cls, session: Mapping[str, Any]) -> SessionDelta:
         """A delta holding ``session`` (a dict with a ``messages`` list) as compact JSON."""
-        if not isinstance(session, Mapping):
+        if type(session) is not dict and not isinstance(session, Mapping):
             raise InvalidInput("session", f"must be a JSON object (a dict), got {type(session).__name__}")
         messages = session.get("messages")
         if type(messages) is not list:

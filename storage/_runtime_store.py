@@ -20,8 +20,10 @@ mailbox order; each command is one SAVEPOINT, so every operation is all or nothi
 To keep the writer thread cheap, everything is encoded when the command is built: the input
 states as JSON without the two fields that depend on the sequence (``apply`` appends them to
 the text), the receipt as the columns of its row. Consecutive boundary commits in one group
-commit are applied together (``apply_many``): one index probe per (runtime, run) for its
-next sequence, then one executemany per table.
+commit are applied together (``apply_many``): one probe statement for the next sequence of
+every (runtime, run) among them (one index probe each), then one executemany per table.
+Input states are written as text directly (``_state_text``, byte-identical to encoding
+``to_json()``), not through a dict and the encoder.
 Receipts are stored as columns, not JSON: they are the one row every boundary inserts,
 and the columns are about half the bytes.
 
@@ -129,7 +131,7 @@ def _state_text(s: InputState, field: str, index: int | None, stamps: bool) -> s
         _check_json(persisted, f"{_at(field, index)}['persisted_input']", 1)
     if policy is not None and not _plain(policy.decision, 2):
         _check_json(policy.decision, f"{_at(field, index)}['policy']['decision']", 2)
-    parts = ['{"input_id":"', s.input_id, '","current_state":"', s.current_state.value, '"']
+    parts = ['{"input_id":"', s.input_id, '","current_state":"', s.current_state._value_, '"']
     if policy is not None:
         parts += (',"policy":', _dumps(policy.to_json()))
     if s.terminal_outcome is not None:
@@ -165,7 +167,8 @@ def _at(field: str, index: int | None) -> str:
 
 
 def _encode_state(s: InputState, field: str, *, stamps: bool = True) -> str:
-    return _state_text(s, field, None, stamps)
+    text = _state_text(s, field, None, stamps)
+    return text if stamps else text + "}"
 
 
 def encode_states(values: Any, field: str) -> tuple[_Encoded, ...]:
@@ -175,7 +178,9 @@ def encode_states(values: Any, field: str) -> tuple[_Encoded, ...]:
 
 def _stampable(values: Any, field: str) -> tuple[tuple[str, str], ...]:
     # The states without the two stamped fields, as JSON text without its closing brace.
-    return tuple((s.input_id, _state_text(s, field, i, False)) for i, s in enumerate(_states(values, field)))
+    if not values and type(values) is tuple:
+        return ()
+    return tuple([(s.input_id, _state_text(s, field, i, False)) for i, s in enumerate(_states(values, field))])
 
 
 def _runtime_state(value: Any, field: str = "runtime_state") -> RuntimeState:
