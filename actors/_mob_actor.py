@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mobstore.storage import AppendEvents, ClearEvents, PruneEvents, StoreIOError, _events
-from mobstore.storage._atomic import iter_applied
+from mobstore.storage._atomic import Atomic, First, iter_applied
 
 from ._request import Request
 from ._tail import Tail
+
+#: The command types whose commits a mob actor follows (the event log's head and tail), and
+#: the wrappers that may hold them.
+_FOLLOWED = frozenset({AppendEvents, ClearEvents, PruneEvents, Atomic, First})
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -62,12 +66,16 @@ class MobBehaviour:
             if results is None:
                 continue
             cmds = r.commands
-            if len(cmds) == 1 and type(cmds[0]) is AppendEvents:  # the hot path: one append
-                if results[0]:
-                    self.head = results[0][-1].cursor
-                    if tail is not None:
-                        tail.push(results[0])
-                continue
+            if len(cmds) == 1:
+                t = type(cmds[0])
+                if t is AppendEvents:  # the hot path: one append
+                    if results[0]:
+                        self.head = results[0][-1].cursor
+                        if tail is not None:
+                            tail.push(results[0])
+                    continue
+                if t not in _FOLLOWED:  # e.g. one CAS: nothing to follow
+                    continue
             for cmd, res in iter_applied(cmds, results):
                 t = type(cmd)
                 if t is AppendEvents and res:

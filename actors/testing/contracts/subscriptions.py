@@ -160,6 +160,33 @@ class SubscriptionContract:
             gate.set()
         assert got == [1, 3, 4]
 
+    async def test_live_subscriber_skips_events_cleared_meanwhile(self, store):
+        """Events cleared while a live subscriber lags behind are not delivered to it from
+        the in-memory recent events either; it goes on with the next event appended."""
+        log = store.mob("m").events
+        gate, first = trio.Event(), trio.Event()
+        got: list[int] = []
+
+        async def reader():
+            async for ev in log.subscribe():
+                got.append(ev.cursor)
+                if ev.cursor == 1:
+                    first.set()
+                    await gate.wait()
+                if ev.cursor == 4:
+                    return
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            await log.append(_ev())
+            await first.wait()
+            await log.append(_ev())
+            await log.append(_ev())
+            await log.clear()
+            await log.append(_ev())
+            gate.set()
+        assert got == [1, 4]
+
     async def test_wait_cursor(self, store):
         """wait_cursor returns at once for a committed cursor and otherwise when it commits."""
         log = store.mob("m").events
