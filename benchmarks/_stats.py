@@ -9,6 +9,7 @@ system under test (mobstore) first and the baselines after it; :func:`table` and
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -141,3 +142,25 @@ async def run_tasks(worker: Callable[[int], Awaitable[None]], workers: int) -> f
         for i in range(workers):
             nursery.start_soon(worker, i)
     return time.perf_counter() - t0
+
+
+def run_systems(
+    directory: str,
+    progress: Callable[[str], None],
+    group_commit: bool,
+    mobstore: Callable[[str, bool], Result],
+    naive: Callable[[str], Result],
+    what: str = "",
+) -> list[Result]:
+    """Measure one workload on the three systems, each on a fresh file in ``directory``:
+    mobstore with ``group_commit`` as given (named ``mobstore (group commit off)`` when
+    off), mobstore without group commit (the baseline row, always), then the naive program.
+    ``mobstore(path, group_commit)`` and ``naive(path)`` run the workload."""
+    results = []
+    for k, group in enumerate((group_commit, False)):
+        progress(f"mobstore{what} (group commit {'on' if group else 'off'}) ...")
+        r = mobstore(os.path.join(directory, f"mobstore-{k}.db"), group)
+        results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
+    progress(f"naive sqlite3 threads{what} ...")
+    results.append(naive(os.path.join(directory, "naive.db")))
+    return results

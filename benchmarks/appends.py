@@ -15,17 +15,15 @@ Each reports throughput and per-append latency (median, p99, max), then the rati
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
 
-import attrs
 import trio
 
 from mobstore.actors import NewMobEvent, open_store
 
-from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 500, "mobs": 16, "durability": "full"}
 
@@ -100,14 +98,11 @@ def run(
     ``group_commit`` is the setting of the first (mobstore) row; the second row is always
     the store without group commit, the baseline."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
-        results = []
-        for k, group in enumerate((group_commit, False)):
-            progress(f"mobstore (group commit {'on' if group else 'off'}) ...")
-            path = os.path.join(d, f"mobstore-{k}.db")
-            r = trio.run(_mobstore, path, workers, ops, mobs, durability, group)
-            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
-        progress("naive sqlite3 threads ...")
-        results.append(_naive(os.path.join(d, "naive.db"), workers, ops, mobs, durability))
+        results = run_systems(
+            d, progress, group_commit,
+            lambda path, group: trio.run(_mobstore, path, workers, ops, mobs, durability, group),
+            lambda path: _naive(path, workers, ops, mobs, durability),
+        )
     return results
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -29,12 +28,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-import attrs
 import trio
 
 from mobstore.actors import InputState, SessionDelta, open_store, uuid7
 
-from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 200, "runtimes": 16, "inputs": 2, "messages": 8, "durability": "full"}
 _T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -140,14 +138,11 @@ def run(
     ``group_commit`` is the setting of the first (mobstore) row; the second row is always
     the store without group commit, the baseline."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
-        results = []
-        for k, group in enumerate((group_commit, False)):
-            progress(f"mobstore (group commit {'on' if group else 'off'}) ...")
-            path = os.path.join(d, f"mobstore-{k}.db")
-            r = trio.run(_mobstore, path, workers, ops, runtimes, inputs, messages, durability, group)
-            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
-        progress("naive sqlite3 threads ...")
-        results.append(_naive(os.path.join(d, "naive.db"), workers, ops, runtimes, inputs, messages, durability))
+        results = run_systems(
+            d, progress, group_commit,
+            lambda path, group: trio.run(_mobstore, path, workers, ops, runtimes, inputs, messages, durability, group),
+            lambda path: _naive(path, workers, ops, runtimes, inputs, messages, durability),
+        )
     return results
 
 

@@ -39,12 +39,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-import attrs
 import trio
 
 from mobstore.actors import KU64, FrameSnapshot, KernelState, KString, MobRun, open_store
 
-from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 500, "durability": "full", "contended": False, "contended_ops": 20}
 _PHASES = ("Ready", "Running", "Waiting")
@@ -235,13 +234,12 @@ def run(
     contended rows.
     """
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
-        results = []
-        for k, group in enumerate((group_commit, False)):
-            progress(f"mobstore CAS (group commit {'on' if group else 'off'}) ...")
-            r = trio.run(_mobstore, os.path.join(d, f"mobstore-{k}.db"), workers, ops, durability, group)
-            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
-        progress("naive sqlite3 threads CAS ...")
-        results.append(_naive(os.path.join(d, "naive.db"), workers, ops, durability))
+        results = run_systems(
+            d, progress, group_commit,
+            lambda path, group: trio.run(_mobstore, path, workers, ops, durability, group),
+            lambda path: _naive(path, workers, ops, durability),
+            " CAS",
+        )
         if contended:
             progress("mobstore CAS, contended ...")
             path = os.path.join(d, "contended.db")

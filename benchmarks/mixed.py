@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import tempfile
 import time
@@ -41,7 +40,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-import attrs
 import trio
 
 from mobstore.actors import (
@@ -57,7 +55,7 @@ from mobstore.actors import (
     uuid7,
 )
 
-from ._stats import Result, naive_connect, naive_create, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 300, "mobs": 16, "mix": "append:60,cas:20,label:10,boundary:5,poll:5",
             "durability": "full"}
@@ -229,14 +227,12 @@ def run(
     (group commit as given), ``mobstore, no group commit``, the naive baseline."""
     schedule(mix, 0, 0)  # a bad mix fails before anything runs
     with tempfile.TemporaryDirectory(dir=directory, prefix="mobstore-bench-") as d:
-        results = []
-        for k, group in enumerate((group_commit, False)):
-            progress(f"mobstore mixed (group commit {'on' if group else 'off'}) ...")
-            r = trio.run(_mobstore, os.path.join(d, f"mobstore-{k}.db"), workers, ops, mobs, mix, durability, group)
-            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
-        progress("naive sqlite3 threads mixed ...")
-        results.append(_naive(os.path.join(d, "naive.db"), workers, ops, mobs, mix, durability))
-    return results
+        return run_systems(
+            d, progress, group_commit,
+            lambda path, group: trio.run(_mobstore, path, workers, ops, mobs, mix, durability, group),
+            lambda path: _naive(path, workers, ops, mobs, mix, durability),
+            " mixed",
+        )
 
 
 def main() -> None:  # pragma: no cover - `python -m mobstore.benchmarks.mixed`
