@@ -31,335 +31,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
 from ._errors import InvalidInput
-
-U64_MAX = 2**64 - 1
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-#: The string encoder ``_dumps`` uses for every str (keys and values alike); the direct
-#: canonical writers below use it so their output is byte-identical to ``_dumps(to_json())``.
-_quote = json.encoder.encode_basestring
-
-
-class KernelValue:
-    """Base of the eight kernel value variants (see the module docstring).
-
-    Values are ordered (``<``) by upstream's derived ``Ord``, hashable and immutable.
-    """
-
-    __slots__ = ()
-    rank: ClassVar[int]
-    tag: ClassVar[str]
-
-    def sort_key(self) -> tuple[Any, ...]:
-        """The key realising upstream's ``Ord`` (variant rank first)."""
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        """The tagged upstream wire form, as plain Python JSON values."""
-        raise NotImplementedError
-
-    def _canonical(self) -> str:
-        """``_dumps(self.to_json())``, written directly (no intermediate dicts)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def from_json(obj: Any, field: str = "kernel value") -> KernelValue:
-        """Parse the tagged wire form; raises :class:`InvalidInput` naming ``field``."""
-        return _from_json(obj, field)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, KernelValue):
-            return NotImplemented
-        return self.sort_key() < other.sort_key()
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, KernelValue):
-            return NotImplemented
-        return self.sort_key() <= other.sort_key()
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, KernelValue):
-            return NotImplemented
-        return self.sort_key() > other.sort_key()
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, KernelValue):
-            return NotImplemented
-        return self.sort_key() >= other.sort_key()
-
-
-def _check_str(value: Any, field: str) -> str:
-    if type(value) is not str:
-        raise InvalidInput(field, f"must be a str, got {type(value).__name__}")
-    return value
-
-
-def _check_bool(_inst: Any, _attr: Any, value: Any) -> None:
-    if type(value) is not bool:
-        raise InvalidInput("KBool.value", f"must be a bool, got {type(value).__name__}")
-
-
-def _check_u64(_inst: Any, _attr: Any, value: Any) -> None:
-    if type(value) is not int:
-        raise InvalidInput("KU64.value", f"must be an int, got {type(value).__name__}")
-    if not 0 <= value <= U64_MAX:
-        raise InvalidInput("KU64.value", f"{value} is outside the unsigned 64-bit range 0..2**64-1")
-
-
-def _check_kstr(inst: Any, attr: attrs.Attribute, value: Any) -> None:
-    if type(value) is not str:  # the field name is built only on failure (hot path)
-        _check_str(value, f"{type(inst).__name__}.{attr.name}")
-
-
-def _values(items: Iterable[Any], field: str) -> list[KernelValue]:
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-        raise InvalidInput(field, f"must be an iterable of kernel values, got {type(items).__name__}")
-    return [kernel_value(v, f"{field}[{i}]") for i, v in enumerate(items)]
-
-
-def _sort_key(v: KernelValue) -> tuple[Any, ...]:
-    return v.sort_key()
-
-
-def _seq(items: Iterable[Any]) -> tuple[KernelValue, ...]:
-    return tuple(_values(items, "KSeq.items"))
-
-
-def _set(items: Iterable[Any]) -> tuple[KernelValue, ...]:
-    return tuple(sorted(set(_values(items, "KSet.items")), key=_sort_key))
-
-
-def _entries(entries: Any) -> tuple[tuple[KernelValue, KernelValue], ...]:
-    pairs = entries.items() if isinstance(entries, Mapping) else entries
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
-        raise InvalidInput("KMap.entries", f"must be a mapping or (key, value) pairs, got {type(entries).__name__}")
-    merged: dict[KernelValue, KernelValue] = {}
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise InvalidInput(f"KMap.entries[{i}]", f"must be a (key, value) pair, got {pair!r}")
-        merged[kernel_value(pair[0], f"KMap.entries[{i}][0]")] = kernel_value(pair[1], f"KMap.entries[{i}][1]")
-    return tuple(sorted(merged.items(), key=lambda kv: kv[0].sort_key()))
-
-
-@attrs.frozen
-class KBool(KernelValue):
-    """``{"type": "bool", "value": bool}``"""
-
-    value: bool = attrs.field(validator=_check_bool)
-    rank: ClassVar[int] = 0
-    tag: ClassVar[str] = "bool"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (0, self.value)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "bool", "value": self.value}
-
-    def _canonical(self) -> str:
-        return '{"type":"bool","value":true}' if self.value else '{"type":"bool","value":false}'
-
-
-@attrs.frozen
-class KU64(KernelValue):
-    """``{"type": "u64", "value": int}``: an unsigned 64-bit integer (``0..2**64-1``)."""
-
-    value: int = attrs.field(validator=_check_u64)
-    rank: ClassVar[int] = 1
-    tag: ClassVar[str] = "u64"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (1, self.value)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "u64", "value": self.value}
-
-    def _canonical(self) -> str:
-        return f'{{"type":"u64","value":{self.value}}}'  # an exact int (validated): str == repr
-
-
-@attrs.frozen
-class KString(KernelValue):
-    """``{"type": "string", "value": str}``; ordered by code point."""
-
-    value: str = attrs.field(validator=_check_kstr)
-    rank: ClassVar[int] = 2
-    tag: ClassVar[str] = "string"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (2, self.value)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "string", "value": self.value}
-
-    def _canonical(self) -> str:
-        return '{"type":"string","value":' + _quote(self.value) + "}"
-
-
-@attrs.frozen
-class KNamedVariant(KernelValue):
-    """``{"type": "named_variant", "enum_name": str, "variant": str}``."""
-
-    enum_name: str = attrs.field(validator=_check_kstr)
-    variant: str = attrs.field(validator=_check_kstr)
-    rank: ClassVar[int] = 3
-    tag: ClassVar[str] = "named_variant"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (3, self.enum_name, self.variant)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "named_variant", "enum_name": self.enum_name, "variant": self.variant}
-
-    def _canonical(self) -> str:
-        return '{"type":"named_variant","enum_name":' + _quote(self.enum_name) + ',"variant":' + _quote(self.variant) + "}"
-
-
-@attrs.frozen
-class KSeq(KernelValue):
-    """``{"type": "seq", "items": [...]}``: ordered; order matters for equality."""
-
-    items: tuple[KernelValue, ...] = attrs.field(default=(), converter=_seq)
-    rank: ClassVar[int] = 4
-    tag: ClassVar[str] = "seq"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (4, tuple(v.sort_key() for v in self.items))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "seq", "items": [v.to_json() for v in self.items]}
-
-    def _canonical(self) -> str:
-        return '{"type":"seq","items":[' + ",".join([v._canonical() for v in self.items]) + "]}"
-
-
-@attrs.frozen
-class KSet(KernelValue):
-    """``{"type": "set", "items": [...]}``: items sorted and de-duplicated on construction."""
-
-    items: tuple[KernelValue, ...] = attrs.field(default=(), converter=_set)
-    rank: ClassVar[int] = 5
-    tag: ClassVar[str] = "set"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (5, tuple(v.sort_key() for v in self.items))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "set", "items": [v.to_json() for v in self.items]}
-
-    def _canonical(self) -> str:
-        return '{"type":"set","items":[' + ",".join([v._canonical() for v in self.items]) + "]}"
-
-
-@attrs.frozen
-class KMap(KernelValue):
-    """``{"type": "map", "entries": [[k, v], ...]}``: keys are kernel values; entries sorted by
-    key on construction (from a mapping or from pairs; the last of equal keys wins).
-
-    ``dict(m.entries)`` gives a Python dict of it.
-    """
-
-    entries: tuple[tuple[KernelValue, KernelValue], ...] = attrs.field(default=(), converter=_entries)
-    rank: ClassVar[int] = 6
-    tag: ClassVar[str] = "map"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (6, tuple((k.sort_key(), v.sort_key()) for k, v in self.entries))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "map", "entries": [[k.to_json(), v.to_json()] for k, v in self.entries]}
-
-    def _canonical(self) -> str:
-        pairs = ",".join(["[" + k._canonical() + "," + v._canonical() + "]" for k, v in self.entries])
-        return '{"type":"map","entries":[' + pairs + "]}"
-
-
-@attrs.frozen
-class KNone(KernelValue):
-    """``{"type": "none"}``; the greatest variant."""
-
-    rank: ClassVar[int] = 7
-    tag: ClassVar[str] = "none"
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (7,)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "none"}
-
-    def _canonical(self) -> str:
-        return '{"type":"none"}'
-
-
-def kernel_value(value: Any, field: str = "kernel value") -> KernelValue:
-    """``value`` as a :class:`KernelValue`: a KernelValue is returned as is; ``bool`` ->
-    KBool, ``int`` -> KU64, ``str`` -> KString, ``None`` -> KNone, ``list``/``tuple`` ->
-    KSeq, ``set``/``frozenset`` -> KSet, ``dict`` -> KMap (keys converted too).
-
-    Raises:
-        InvalidInput: naming ``field``, for anything else (floats, negative ints...).
-    """
-    if isinstance(value, KernelValue):
-        return value
-    t = type(value)
-    if t is bool:
-        return KBool(value)
-    if t is int:
-        if not 0 <= value <= U64_MAX:
-            raise InvalidInput(field, f"{value} is outside the unsigned 64-bit range 0..2**64-1")
-        return KU64(value)
-    if t is str:
-        return KString(value)
-    if value is None:
-        return KNone()
-    if t is list or t is tuple:
-        return KSeq(value)
-    if t is set or t is frozenset:
-        return KSet(value)
-    if t is dict:
-        return KMap(value)
-    raise InvalidInput(field, f"{t.__name__} is not a kernel value (KBool, KU64, KString, ...)")
-
-
-def _from_json(obj: Any, field: str) -> KernelValue:
-    if type(obj) is not dict:
-        raise InvalidInput(field, f"must be a tagged object {{'type': ...}}, got {type(obj).__name__}")
-    tag = obj.get("type")
-    try:
-        if tag == "bool":
-            return KBool(obj["value"])
-        if tag == "u64":
-            return KU64(obj["value"])
-        if tag == "string":
-            return KString(obj["value"])
-        if tag == "named_variant":
-            return KNamedVariant(obj["enum_name"], obj["variant"])
-        if tag == "none":
-            return KNone()
-        if tag == "seq" or tag == "set":
-            items = obj["items"]
-            if type(items) is not list:
-                raise InvalidInput(f"{field}.items", f"must be a list, got {type(items).__name__}")
-            vals = [_from_json(v, f"{field}.items[{i}]") for i, v in enumerate(items)]
-            return KSeq(vals) if tag == "seq" else KSet(vals)
-        if tag == "map":
-            entries = obj["entries"]
-            if type(entries) is not list:
-                raise InvalidInput(f"{field}.entries", f"must be a list, got {type(entries).__name__}")
-            pairs = []
-            for i, e in enumerate(entries):
-                if type(e) is not list or len(e) != 2:
-                    raise InvalidInput(f"{field}.entries[{i}]", "must be a [key, value] pair")
-                key = _from_json(e[0], f"{field}.entries[{i}][0]")
-                pairs.append((key, _from_json(e[1], f"{field}.entries[{i}][1]")))
-            return KMap(pairs)
-    except KeyError as exc:
-        raise InvalidInput(field, f"a {tag!r} value lacks its {exc.args[0]!r} member") from None
-    raise InvalidInput(field, f"unknown kernel value type {tag!r}")
-
+from ._kernel_values import (  # the values are re-exported: they are part of this module's API
+    KBool,
+    KMap,
+    KNamedVariant,
+    KNone,
+    KSeq,
+    KSet,
+    KString,
+    KU64,
+    KernelValue,
+    U64_MAX,
+    _NOTHING,
+    _check_str,
+    _dumps,
+    _from_json,
+    _quote,
+    _validators_disabled,
+    kernel_value,
+)
 
 # -- KernelState -------------------------------------------------------------------------
 
@@ -414,6 +109,13 @@ class KernelFields(Mapping[str, KernelValue]):
         return f"KernelFields({self._d!r})"
 
 
+_new_fields = object.__new__
+_SET_FIELDS_D = KernelFields.__dict__["_d"].__set__
+_SET_FIELDS_HASH = KernelFields.__dict__["_hash"].__set__
+#: The fields of a state built without any (shared: KernelFields is immutable).
+_NO_FIELDS = KernelFields()
+
+
 def _fields(value: Any) -> KernelFields:
     if type(value) is dict:
         return KernelFields(value)
@@ -430,7 +132,8 @@ def _check_phase(_inst: Any, _attr: Any, value: Any) -> None:
     _check_str(value, "KernelState.phase")
 
 
-@attrs.frozen
+# init=False: the __init__ below replaces the generated one (see the value classes above).
+@attrs.frozen(init=False)
 class KernelState:
     """The complete state of a generated machine: ``phase`` and ``fields`` (by name).
 
@@ -444,6 +147,44 @@ class KernelState:
     phase: str = attrs.field(validator=_check_phase)
     fields: KernelFields = attrs.field(factory=KernelFields, converter=_fields)
     _canon: str | None = attrs.field(default=None, init=False, eq=False, hash=False, repr=False)
+
+    def __init__(self, phase: str, fields: Any = _NOTHING) -> None:
+        # The generated order: fields are converted (and their errors raised) first, then
+        # phase is validated.
+        if type(fields) is dict:
+            # KernelFields' hot path, inlined (no call through KernelFields.__init__), and
+            # faster: a dict already in name order (a state read back from the store, or
+            # built in name order) is copied, not sorted; otherwise list.sort on the items is
+            # dict(sorted(fields.items())) without the call (names are unique: values are
+            # never compared).
+            prev = ""
+            in_order = True
+            for name, value in fields.items():
+                if type(name) is not str or not isinstance(value, KernelValue):
+                    kf = KernelFields(fields)  # converts, or raises naming the field
+                    break
+                if name < prev:
+                    in_order = False
+                prev = name
+            else:
+                if in_order:
+                    d = fields.copy()
+                else:
+                    items = list(fields.items())
+                    items.sort()
+                    d = dict(items)
+                kf = _new_fields(KernelFields)
+                _SET_FIELDS_D(kf, d)
+                _SET_FIELDS_HASH(kf, None)
+        elif fields is _NOTHING:
+            kf = _NO_FIELDS
+        else:
+            kf = _fields(fields)
+        if type(phase) is not str and not _validators_disabled():
+            _check_phase(self, None, phase)
+        _SET_PHASE(self, phase)
+        _SET_STATE_FIELDS(self, kf)
+        _SET_CANON(self, None)
 
     def to_json(self) -> dict[str, Any]:
         """The upstream wire form ``{"phase": str, "fields": {name: tagged value}}``."""
@@ -463,7 +204,24 @@ class KernelState:
             raise InvalidInput(f"{field}.fields", f"must be an object, got {type(fields).__name__}")
         if type(obj["phase"]) is not str:
             raise InvalidInput(f"{field}.phase", f"must be a str, got {type(obj['phase']).__name__}")
-        return cls(obj["phase"], {k: _from_json(v, f"{field}.fields[{k!r}]") for k, v in fields.items()})
+        values: dict[Any, KernelValue] = {}
+        for k, v in fields.items():
+            # A well-formed u64 or string (what most fields are) is built here; anything
+            # else, and every error, goes through _from_json with the field's path.
+            if type(v) is dict:
+                tag = v.get("type")
+                if tag == "u64":
+                    x = v.get("value")
+                    if type(x) is int and 0 <= x <= U64_MAX:
+                        values[k] = KU64(x)
+                        continue
+                elif tag == "string":
+                    x = v.get("value")
+                    if type(x) is str:
+                        values[k] = KString(x)
+                        continue
+            values[k] = _from_json(v, f"{field}.fields[{k!r}]")
+        return cls(obj["phase"], values)
 
     def canonical(self) -> str:
         """The canonical encoding: compact JSON of the normalised wire form (fields by name,
@@ -483,7 +241,7 @@ class KernelState:
                 else:
                     parts.append(f"{_quote(k)}:{v._canonical()}")
             text = f'{{"phase":{_quote(self.phase)},"fields":{{{",".join(parts)}}}}}'
-            object.__setattr__(self, "_canon", text)
+            _SET_CANON(self, text)
         return text
 
     @classmethod
@@ -499,8 +257,14 @@ class KernelState:
         except ValueError as exc:
             raise InvalidInput("kernel state", f"is not JSON ({exc})") from None
         state = cls.from_json(obj)
-        object.__setattr__(state, "_canon", text)
+        _SET_CANON(state, text)
         return state
+
+
+_SET_PHASE = KernelState.__dict__["phase"].__set__
+_SET_STATE_FIELDS = KernelState.__dict__["fields"].__set__
+_SET_CANON = KernelState.__dict__["_canon"].__set__
+
 
 def canonical(state: KernelState) -> str:
     """``state.canonical()``; a function for use as a sort or comparison key."""
