@@ -49,7 +49,6 @@ from ._kernel_values import (  # the values are re-exported: they are part of th
     U64_MAX,
     _NOTHING,
     _check_str,
-    _dumps,
     _from_json,
     _quote,
     _validators_disabled,

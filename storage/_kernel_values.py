@@ -254,8 +254,24 @@ class KNamedVariant(KernelValue):
         return '{"type":"named_variant","enum_name":' + _quote(self.enum_name) + ',"variant":' + _quote(self.variant) + "}"
 
 
+class _Items(KernelValue):
+    """What a Seq and a Set share: a tuple of values, ``items``, and the forms of it."""
+
+    __slots__ = ()
+    items: tuple[KernelValue, ...]
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (self.rank, tuple(v.sort_key() for v in self.items))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.tag, "items": [v.to_json() for v in self.items]}
+
+    def _canonical(self) -> str:
+        return '{"type":"' + self.tag + '","items":[' + ",".join([v._canonical() for v in self.items]) + "]}"
+
+
 @attrs.frozen(init=False)
-class KSeq(KernelValue):
+class KSeq(_Items):
     """``{"type": "seq", "items": [...]}``: ordered; order matters for equality."""
 
     items: tuple[KernelValue, ...] = attrs.field(default=(), converter=_seq)
@@ -265,18 +281,9 @@ class KSeq(KernelValue):
     def __init__(self, items: Iterable[Any] = ()) -> None:
         _SET_KSEQ(self, _seq(items))
 
-    def sort_key(self) -> tuple[Any, ...]:
-        return (4, tuple(v.sort_key() for v in self.items))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "seq", "items": [v.to_json() for v in self.items]}
-
-    def _canonical(self) -> str:
-        return '{"type":"seq","items":[' + ",".join([v._canonical() for v in self.items]) + "]}"
-
 
 @attrs.frozen(init=False)
-class KSet(KernelValue):
+class KSet(_Items):
     """``{"type": "set", "items": [...]}``: items sorted and de-duplicated on construction."""
 
     items: tuple[KernelValue, ...] = attrs.field(default=(), converter=_set)
@@ -285,15 +292,6 @@ class KSet(KernelValue):
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
         _SET_KSET(self, _set(items))
-
-    def sort_key(self) -> tuple[Any, ...]:
-        return (5, tuple(v.sort_key() for v in self.items))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "set", "items": [v.to_json() for v in self.items]}
-
-    def _canonical(self) -> str:
-        return '{"type":"set","items":[' + ",".join([v._canonical() for v in self.items]) + "]}"
 
 
 @attrs.frozen(init=False)

@@ -28,6 +28,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mobstore.storage import _kernel_state as ks
+from mobstore.storage import _kernel_values as kv
 from mobstore.storage import _run_records as rr
 
 import kernel_reference
@@ -345,7 +346,7 @@ class TestConstructors:
         """Valid states build in both; canonical text is the JSON encoder's of the wire form."""
         new, ref = build(spec, NEW), build(spec, REF)
         assert_same(new, ref)
-        assert new.canonical() == ref.canonical() == ks._dumps(new.to_json())
+        assert new.canonical() == ref.canonical() == kv._dumps(new.to_json())
         assert_same(NEW["FrameSnapshot"](new), REF["FrameSnapshot"](ref))
         assert_same(NEW["LoopSnapshot"](new), REF["LoopSnapshot"](ref))
 
