@@ -205,3 +205,42 @@ async def test_subscribers_survive_actor_crash_and_passivation(autojump_clock):
             assert store.statistics().passivated == 1
             await log.append(ev(2))  # a fresh actor
         assert got == [1, 2]
+
+
+async def test_a_mob_actor_starts_without_reading_and_tails_still_follow(tmp_path, monkeypatch):
+    """Starting (or restarting) a mob actor reads nothing: cursors come from the database
+    inside the commit, and a tail learns the durable head with its own read. After a reopen,
+    appends continue the cursors and a waiter and a subscriber opened before the first
+    append of this process see it."""
+    path = tmp_path / "s.db"
+    async with open_store(path) as store:
+        for i in range(3):
+            await store.mob("a").events.append(ev(i))
+    async with open_store(path, crash_hook=CrashOn("mob:a")) as store:
+        reads: list[object] = []
+        real_read = store._read
+
+        async def counting_read(fn, *args):
+            reads.append(fn)
+            return await real_read(fn, *args)
+
+        monkeypatch.setattr(store, "_read", counting_read)
+        log = store.mob("a").events
+        with pytest.raises(ActorCrashed):  # the first incarnation crashes on its first group
+            await log.append(ev(-1))
+        assert (await log.append(ev(3))).cursor == 4  # served by the restarted incarnation
+        assert reads == []  # neither incarnation read anything to start
+        got: list[int] = []
+
+        async def subscriber():
+            async for e in log.subscribe(after_cursor=4):
+                got.append(e.cursor)
+                return
+
+        async with trio.open_nursery() as n:
+            n.start_soon(subscriber)
+            n.start_soon(log.wait_cursor, 5)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []
+            assert (await log.append(ev(4))).cursor == 5
+        assert got == [5]
