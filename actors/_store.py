@@ -61,7 +61,7 @@ class StoreStatistics:
     actors_started: int
     restarts: int
     passivated: int
-    escalated: tuple[str, ...]
+    escalated: tuple[str, ...]  #: actors escalated now (not since revived), by key
     queue_depth: int  #: requests waiting in all mailboxes
     committer: CommitterStatistics
     actors: tuple[ActorStatistics, ...]
@@ -122,6 +122,31 @@ class Store:
     def path(self) -> str | None:
         """The store file, or ``None`` for an in-memory store."""
         return self._db.path
+
+    def revive(self, actor: str) -> bool:
+        """Give an escalated actor a fresh start; return whether it was escalated.
+
+        ``actor`` is a key as ``store.statistics().escalated`` and ``ActorCrashed.actor`` name
+        it (``"mob:<id>"``, ``"runtime:<id>"``, ``"realm"``). An escalated actor refuses every
+        call with ``ActorCrashed(escalated=True)`` until it is revived (or the store reopened):
+        the supervisor gave up on it, and deciding that the cause is gone (a full disk freed,
+        a bad deploy rolled back) is the application's call, not a timer's. After ``revive``,
+        the next call starts a new actor with its restart count at zero. Nothing stored is
+        touched: an escalated actor had answered everything it took or queued. Synchronous; a
+        key that is not escalated (running, passivated, never started) is left alone::
+
+            for key in store.statistics().escalated:
+                store.revive(key)
+
+        Raises:
+            InvalidInput: ``actor`` is not a str.
+            StoreClosed: the store is closed.
+        """
+        if type(actor) is not str:
+            raise InvalidInput("actor", f"must be an actor key such as 'mob:<id>', got {type(actor).__name__}")
+        if self._closed:
+            raise StoreClosed()
+        return self._supervisor.revive(actor)
 
     # -- plumbing used by the handles ------------------------------------------------------
 

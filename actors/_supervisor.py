@@ -17,7 +17,7 @@ The supervision task runs incarnations one after another:
   the committer get their true outcome). If the crash is the ``max_restarts``-th within
   ``restart_window`` seconds, the supervisor *escalates*: the slot is marked escalated, every
   queued request and every later call for that key gets ``ActorCrashed(escalated=True)``, and
-  the store's statistics name it. Otherwise it sleeps an exponential backoff (``backoff_base *
+  the store's statistics name it, until ``Store.revive`` forgets the slot. Otherwise it sleeps an exponential backoff (``backoff_base *
   2**(n-1)`` capped at ``backoff_max``, n = crashes in the window) and starts the next
   incarnation, which serves the queued requests in order.
 
@@ -189,6 +189,18 @@ class Supervisor:
                 slot.failed += 1
                 r.fail(error())  # type: ignore[arg-type]
         slot.receive.close()
+
+    def revive(self, key: str) -> bool:
+        """Forget the escalated slot of ``key`` so that the next call starts a fresh actor.
+        False (and nothing changes) if ``key`` is not escalated."""
+        slot = self._slots.get(key)
+        if slot is None or slot.state != "escalated":
+            return False
+        # The escalated slot answered everything it held and its mailbox is closed: a caller
+        # blocked sending to it gets ClosedResourceError and looks the key up again.
+        del self._slots[key]
+        self.escalated.remove(key)
+        return True
 
     def _passivate(self, slot: Slot) -> None:
         if self._slots.get(slot.key) is slot:

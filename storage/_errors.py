@@ -187,7 +187,7 @@ class ActorCrashed(MobStoreError, RuntimeError):
 
     The request was **not** applied: nothing of it is stored. Requests still queued behind it
     are served by the restarted actor. ``escalated`` is true when the actor crashed too often
-    and the supervisor gave up on it.
+    and the supervisor gave up on it: every call to it fails so until ``store.revive(actor)``.
     """
 
     def __init__(self, actor: str, cause: BaseException | None, *, escalated: bool = False) -> None:
@@ -198,7 +198,7 @@ class ActorCrashed(MobStoreError, RuntimeError):
         if escalated:
             msg = (
                 f"actor {actor} crashed too often and was stopped ({what}); "
-                "the request was not applied"
+                f"the request was not applied; store.revive({actor!r}) gives the actor a fresh start"
             )
         else:
             msg = f"actor {actor} crashed ({what}); the request was not applied, retry it"

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from mobstore.actors import ActorCrashed, NewMobEvent, open_store
+from mobstore.actors import ActorCrashed, InvalidInput, NewMobEvent, StoreClosed, open_store
 
 
 class CrashOn:
@@ -106,6 +106,69 @@ async def test_escalation_after_too_many_crashes(autojump_clock):
         assert store.statistics().escalated == ("mob:bad",)
         assert store.mob("bad").statistics().state == "escalated"
         assert (await store.mob("good").events.append(ev())).cursor == 1
+
+
+async def test_revive_gives_an_escalated_actor_a_fresh_start(autojump_clock):
+    """``store.revive(key)`` forgets an escalated actor: the next call starts a new one with
+    its restart count at zero, and what was stored before stays. Keys that are not escalated
+    are left alone; a blocked sender to the escalated mailbox moves to the new actor."""
+    hook = CrashOn("mob:bad", times=3)
+    async with open_store(crash_hook=hook, max_restarts=1, restart_window=60, idle_timeout=None) as store:
+        bad = store.mob("bad")
+        hook.fired = 3  # not armed: one good append first
+        assert (await bad.events.append(ev(0))).cursor == 1
+        hook.fired = 0
+        for _ in range(2):
+            with pytest.raises(ActorCrashed):
+                await bad.events.append(ev())
+        with pytest.raises(ActorCrashed, match=r"store\.revive\('mob:bad'\)") as info:
+            await bad.events.append(ev())
+        assert info.value.escalated and store.statistics().escalated == ("mob:bad",)
+        assert store.revive("mob:good") is False  # never started
+        await store.mob("good").events.append(ev())
+        assert store.revive("mob:good") is False  # running
+        assert store.mob("good").statistics().state == "running"
+        with pytest.raises(ActorCrashed):  # still escalated: nothing restarted it by itself
+            await bad.events.append(ev())
+
+        assert store.revive("mob:bad") is True
+        assert store.statistics().escalated == () and bad.statistics() is None
+        assert store.revive("mob:bad") is False  # already revived
+        # Two crashes escalated it; the hook has one crash left, which the new actor takes
+        # as a plain restart (its own count starts at zero), then it serves.
+        with pytest.raises(ActorCrashed) as info:
+            await bad.events.append(ev(1))
+        assert not info.value.escalated
+        assert (await bad.events.append(ev(2))).cursor == 2
+        stats = bad.statistics()
+        assert (stats.state, stats.restarts) == ("running", 1)
+        assert [e.payload["i"] for e in await bad.events.replay_all()] == [0, 2]
+        with pytest.raises(InvalidInput, match="actor"):
+            store.revive(None)
+    with pytest.raises(StoreClosed):
+        store.revive("mob:bad")
+
+
+async def test_a_sender_blocked_on_an_escalating_mailbox_lands_on_the_revived_actor(autojump_clock):
+    """A caller blocked on a full mailbox when the actor escalates gets the escalation; after
+    revive, new callers reach a fresh actor (backpressure never strands a request)."""
+    hook = CrashOn("mob:a", times=1)
+    async with open_store(crash_hook=hook, max_restarts=0, mailbox_size=1, max_batch=1, idle_timeout=None) as store:
+        log = store.mob("a").events
+        outcomes: list[object] = []
+
+        async def call(i):
+            try:
+                outcomes.append((await log.append(ev(i))).cursor)
+            except ActorCrashed as exc:
+                outcomes.append(("crashed", exc.escalated))
+
+        async with trio.open_nursery() as n:
+            for i in range(3):
+                n.start_soon(call, i)
+        assert sorted(outcomes, key=str) == sorted([("crashed", False), ("crashed", True), ("crashed", True)], key=str)
+        assert store.revive("mob:a")
+        assert (await log.append(ev(9))).cursor == 1
 
 
 async def test_crashes_outside_the_window_are_forgotten(autojump_clock):
