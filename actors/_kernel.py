@@ -116,11 +116,23 @@ async def _serve(
     slot: Slot, behaviour: Behaviour, committer: Committer, max_batch: int, crash_hook: CrashHook | None
 ) -> bool:
     receive = slot.receive
+    # True when this turn follows a checkpoint of the actor's own (the start, or the wait for
+    # the previous group): then a request already waiting is taken without `receive()`,
+    # which would yield once more to the scheduler even with a request in hand (one task
+    # switch per actor per group commit saved; the turn still has its checkpoint).
+    checkpointed = True
     while True:
         slot.busy = False
         slot.last_active = trio.current_time()
+        first: Request | None = None
         try:
-            first = await receive.receive()
+            if checkpointed:
+                try:
+                    first = receive.receive_nowait()
+                except trio.WouldBlock:
+                    pass
+            if first is None:
+                first = await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             return True
         slot.busy = True
@@ -128,7 +140,9 @@ async def _serve(
         if len(batch) > slot.peak:  # the deepest the mailbox was when the actor looked
             slot.peak = len(batch)
         if not batch:
+            checkpointed = False
             continue
+        checkpointed = True
         slot.taken = batch
         if crash_hook is not None:
             crash_hook(slot.key, batch)
