@@ -17,9 +17,10 @@ The supervision task runs incarnations one after another:
   the committer get their true outcome). If the crash is the ``max_restarts``-th within
   ``restart_window`` seconds, the supervisor *escalates*: the slot is marked escalated, every
   queued request and every later call for that key gets ``ActorCrashed(escalated=True)``, and
-  the store's statistics name it, until ``Store.revive`` forgets the slot. Otherwise it sleeps an exponential backoff (``backoff_base *
-  2**(n-1)`` capped at ``backoff_max``, n = crashes in the window) and starts the next
-  incarnation, which serves the queued requests in order.
+  the store's statistics name it, until ``Store.revive`` forgets the slot. Otherwise it
+  sleeps an exponential backoff (``backoff_base * 2**(n-1)`` capped at ``backoff_max``, n =
+  crashes in the window) and starts the next incarnation, which serves the queued requests
+  in order.
 
 Restart-intensity limits as in Erlang/OTP; unlike mobkit's fixed budget (SEMANTICS.md §8.4)
 the window forgets old crashes, so a rare crash never accumulates into a shutdown.
