@@ -11,7 +11,7 @@ The supervision task runs incarnations one after another:
 * An incarnation that returns normally ends the slot: the mailbox was closed (store
   closing) or the actor passivated after ``idle_timeout`` without messages. A passivated slot
   is removed from the registry first, so the next call for that key starts a fresh actor that
-  restores its state from the database.
+  rebuilds whatever state it keeps (``Behaviour.recover``; today nothing needs a read).
 * An incarnation that raises has crashed. Requests it had taken but not handed to the
   committer are answered with ``ActorCrashed`` (they were not applied; requests already with
   the committer get their true outcome). If the crash is the ``max_restarts``-th within
