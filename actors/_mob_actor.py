@@ -55,8 +55,8 @@ class MobBehaviour:
         self.head = 0
 
     async def recover(self) -> None:
-        # Nothing to rebuild: see the module docstring. (A checkpoint, as every start is.)
-        self.head = 0
+        # Nothing to rebuild (see the module docstring; every incarnation gets a new
+        # behaviour, so head is 0). A checkpoint, as every start is.
         await trio.lowlevel.checkpoint()
 
     def committed(self, requests: list[Request]) -> None:
