@@ -57,6 +57,10 @@ class StoreStatistics:
 
     path: str | None
     durability: str
+    #: True when the writer writes the WAL through the batching shim (one ``write`` per
+    #: commit; ``mobstore.storage._wal_batching``). False for in-memory stores, at
+    #: ``durability="normal"``, with ``wal_batching=False``, or if the shim was not built.
+    wal_batching: bool
     actors_alive: int
     actors_started: int
     restarts: int
@@ -194,6 +198,7 @@ class Store:
         return StoreStatistics(
             path=self._db.path,
             durability=self._db.durability,
+            wal_batching=self._db.wal_batching,
             actors_alive=sum(1 for a in actors if a.state in ("running", "backoff")),
             actors_started=sup.started,
             restarts=sup.restarts,
@@ -232,6 +237,7 @@ async def open_store(
     readers: int = 2,
     page_size: int = 1024,
     vfs: str | None = None,
+    wal_batching: bool = True,
     crash_hook: CrashHook | None = None,
     **tuning: Any,
 ) -> AsyncIterator[Store]:
@@ -253,6 +259,9 @@ async def open_store(
         readers: reader connections of a file store.
         page_size: SQLite page size of a new file (1024 by default: see ``Database.open``).
         vfs: a registered SQLite VFS name for the file (fault injection); ``None`` in production.
+        wal_batching: at ``durability="full"``, hand each commit's WAL writes to the kernel as
+            one ``write`` (a C shim built at install time; on by default when it was built,
+            see ``statistics().wal_batching``). ``False`` uses SQLite's default VFS as is.
         crash_hook: fault injection (``mobstore.actors.testing``); ``None`` in production.
         **tuning: fields of :class:`SupervisorConfig` (``mailbox_size``, ``idle_timeout``...).
 
@@ -270,7 +279,10 @@ async def open_store(
         raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
     config = SupervisorConfig(**tuning)
     db = await trio.to_thread.run_sync(
-        partial(Database.open, path, durability=durability, clock=clock, readers=readers, page_size=page_size, vfs=vfs)
+        partial(
+            Database.open, path, durability=durability, clock=clock, readers=readers,
+            page_size=page_size, vfs=vfs, wal_batching=wal_batching,
+        )
     )
     try:
         async with trio.open_nursery() as outer:

@@ -93,16 +93,21 @@ def machine() -> dict[str, Any]:
     import apsw
     import trio
 
+    from mobstore.storage import _wal_batching
+
     try:
         from importlib.metadata import version
         mobstore_version = version("mobstore")
     except Exception:  # noqa: BLE001 - not installed as a distribution
         mobstore_version = None
+    _wal_batching.vfs_for("full")  # loads the shim if it was built, so status() can tell
     info: dict[str, Any] = {
         "python": platform.python_version(), "implementation": platform.python_implementation(),
         "sqlite_apsw": apsw.sqlite_lib_version(), "apsw": apsw.apsw_version(),
         "sqlite_stdlib": sqlite3.sqlite_version, "trio": trio.__version__, "mobstore": mobstore_version,
         "cpu_count": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine(),
+        # "active" if durable file stores write their WAL through the batching shim, else why not.
+        "wal_batching": _wal_batching.status(),
     }
     if hasattr(os, "sched_getaffinity"):
         info["cpus_usable"] = len(os.sched_getaffinity(0))

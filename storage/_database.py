@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import apsw
 
-from . import _schema
+from . import _schema, _wal_batching
 from ._codec import utc_now
 from ._errors import (
     CommitInDoubt,
@@ -174,9 +174,12 @@ class Database:
         lock_fd: int | None,
         clock: Callable[[], datetime],
         durability: str,
+        wal_batching: bool = False,
     ) -> None:
         self.path = path
         self.durability = durability
+        #: True if the writer writes the WAL through the batching shim (``_wal_batching``).
+        self.wal_batching = wal_batching
         self.clock = clock
         self._writer = writer
         self._writer_lock = threading.Lock()
@@ -200,12 +203,15 @@ class Database:
         readers: int = 2,
         page_size: int = 1024,
         vfs: str | None = None,
+        wal_batching: bool = True,
     ) -> Database:
         """Open (creating and migrating if needed) the store at ``path``; ``None`` opens a
         private in-memory store.
 
         ``page_size`` applies to new files only. ``vfs`` names a registered SQLite VFS for
-        the file's connections (fault injection: ``mobstore.actors.testing``).
+        the file's connections (fault injection: ``mobstore.actors.testing``). Without one,
+        a file store at ``durability="full"`` writes its WAL through the batching shim when
+        it was built (``wal_batching=False`` turns that off; see ``_wal_batching``).
 
         Raises:
             InvalidInput: bad durability, readers or page_size.
@@ -232,7 +238,9 @@ class Database:
         conns: list[apsw.Connection] = []
         try:
             flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-            writer = _connect(path, durability, flags=flags, vfs=vfs)
+            # Only the writer writes the WAL, so only the writer needs the batching shim.
+            writer_vfs = vfs or (_wal_batching.vfs_for(durability) if wal_batching else None)
+            writer = _connect(path, durability, flags=flags, vfs=writer_vfs)
             conns.append(writer)
             # Read the marks before any pragma that writes (journal_mode writes the header).
             version = _schema.check_file(writer, path)
@@ -256,7 +264,8 @@ class Database:
             if isinstance(exc, apsw.Error):
                 raise StoreIOError(f"cannot open store {path!r}: {type(exc).__name__}: {exc}") from exc
             raise
-        return cls(path, writer, conns[1:], lock_fd, clock, durability)
+        batching = writer_vfs is not None and writer_vfs == _wal_batching.VFS_NAME
+        return cls(path, writer, conns[1:], lock_fd, clock, durability, batching)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -223,7 +223,8 @@ def test_bench_cli_writes_json_and_plot(tmp_path, capsys):
     assert "ratio mobstore / naive sqlite3 threads" in text and "sweep: ops/s, p99 ms" in text
     doc = json.loads(js.read_text())
     assert doc["format"] == "mobstore-bench/1" and doc["settings"]["workloads"] == ["appends"]
-    assert {"python", "sqlite_apsw", "sqlite_stdlib", "cpu_count", "platform"} <= set(doc["machine"])
+    assert {"python", "sqlite_apsw", "sqlite_stdlib", "cpu_count", "platform", "wal_batching"} <= set(doc["machine"])
+    assert doc["machine"]["wal_batching"] == "active"
     entry = doc["workloads"]["appends"]
     assert entry["options"] == {"workers": 4, "ops": 10, "mobs": 2, "durability": "normal", "group_commit": True}
     results = entry["results"]
