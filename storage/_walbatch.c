@@ -5,7 +5,8 @@
  * Why: SQLite writes every WAL frame as two write() calls (a 24-byte header, then the page).
  * A group commit of 64 appends dirties ~70 pages, so ~140 system calls per commit; on the
  * 2-core target VM each costs 2.5-5 us of CPU, which made the syscalls, not the fsync, most
- * of a durable COMMIT (measured: COMMIT CPU ~210 -> ~100 us, session boundaries +65%/s).
+ * of a durable COMMIT (measured: COMMIT CPU ~210 -> ~100 us for 64 appends; writer CPU per
+ * durable append -21%, per session boundary -24%; docs/benchmarks.md).
  * A Python VFS cannot do this: its per-call overhead is as large as the syscall it saves.
  *
  * What it does, and why it is safe:
@@ -13,15 +14,13 @@
  *     method is passed through unchanged to the default VFS ("unix").
  *   - Consecutive writes to the WAL accumulate in a private buffer. The buffer is written
  *     out, in order and before the call proceeds, on: xSync, xRead, xTruncate, xFileSize,
- *     xFileControl and xClose of that WAL file; a write that is not contiguous with the
- *     buffer or does not fit; and any xShmBarrier or xShmLock made on the same thread.
+ *     xFileControl and xClose of that WAL file, and on a write that is not contiguous with
+ *     the buffer or does not fit. There is no state shared between files or threads.
  *   - It is used only with synchronous=FULL (durability="full"), where every commit calls
  *     xSync on the WAL before it publishes the commit through the wal-index (shared
  *     memory): the buffer is on its way to the disk, and any write error is reported by
  *     that xSync, before any other connection can be told about the new frames. (With
- *     NORMAL there is no xSync, and a write error could surface only after publication,
- *     so mobstore does not use the shim there.) As a second line of defence, xShmLock and
- *     xShmBarrier made on the same thread also flush a pending buffer first.
+ *     NORMAL there is no xSync before publication, so mobstore does not use the shim there.)
  *   - A crash with data still in the buffer is the same as a crash before those write()
  *     calls: the commit was not synced or published, and WAL recovery (checksums, salts)
  *     discards the incomplete transaction exactly as it would without the shim.
@@ -49,10 +48,8 @@ SQLITE_EXTENSION_INIT1
 #endif
 
 #if defined(_MSC_VER)
-#define WB_THREAD_LOCAL __declspec(thread)
 #define WB_EXPORT __declspec(dllexport)
 #else
-#define WB_THREAD_LOCAL __thread
 #define WB_EXPORT
 #endif
 
@@ -68,9 +65,6 @@ typedef struct WbFile {
 static sqlite3_vfs wb_vfs;
 static sqlite3_vfs *wb_root;
 static sqlite3_io_methods wb_methods;
-/* The WAL file of this thread that has bytes in its buffer, if any (SQLite runs a whole
- * commit on the calling thread, so the barrier that publishes it comes on the same thread). */
-static WB_THREAD_LOCAL WbFile *wb_pending;
 
 #define REAL(p) (((WbFile *)(p))->real)
 
@@ -78,14 +72,9 @@ static int wb_flush(WbFile *f) {
   int rc = SQLITE_OK;
   if (f->used) {
     rc = f->real->pMethods->xWrite(f->real, f->buf, f->used, f->start);
-    f->used = 0;
+    f->used = 0; /* also on failure: the caller reports it, and SQLite abandons the commit */
   }
-  if (wb_pending == f) wb_pending = 0;
   return rc;
-}
-
-static int wb_flush_pending(void) {
-  return wb_pending ? wb_flush(wb_pending) : SQLITE_OK;
 }
 
 static int wb_close(sqlite3_file *p) {
@@ -115,14 +104,9 @@ static int wb_write(sqlite3_file *p, const void *data, int amount, sqlite3_int64
     f->buf = malloc(WB_CAPACITY);
     if (!f->buf) return f->real->pMethods->xWrite(f->real, data, amount, offset);
   }
-  if (wb_pending && wb_pending != f) {
-    int rc = wb_flush(wb_pending);
-    if (rc != SQLITE_OK) return rc;
-  }
   if (!f->used) f->start = offset;
   memcpy(f->buf + f->used, data, (size_t)amount);
   f->used += amount;
-  wb_pending = f;
   return SQLITE_OK;
 }
 
@@ -175,15 +159,9 @@ static int wb_shm_map(sqlite3_file *p, int region, int size, int extend, void vo
   return REAL(p)->pMethods->xShmMap(REAL(p), region, size, extend, pp);
 }
 static int wb_shm_lock(sqlite3_file *p, int offset, int n, int flags) {
-  int rc = wb_flush_pending();
-  return rc != SQLITE_OK ? rc : REAL(p)->pMethods->xShmLock(REAL(p), offset, n, flags);
+  return REAL(p)->pMethods->xShmLock(REAL(p), offset, n, flags);
 }
-static void wb_shm_barrier(sqlite3_file *p) {
-  /* Never has bytes to flush with synchronous=FULL (the commit's xSync came first); it
-   * cannot report an error, so the error-reporting flushes are the ones above. */
-  (void)wb_flush_pending();
-  REAL(p)->pMethods->xShmBarrier(REAL(p));
-}
+static void wb_shm_barrier(sqlite3_file *p) { REAL(p)->pMethods->xShmBarrier(REAL(p)); }
 static int wb_shm_unmap(sqlite3_file *p, int delete_flag) {
   return REAL(p)->pMethods->xShmUnmap(REAL(p), delete_flag);
 }
