@@ -278,6 +278,8 @@ async def open_store(
     if unknown:
         raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
     config = SupervisorConfig(**tuning)
+    if type(group_commit) is not bool:
+        raise InvalidInput("group_commit", f"must be True or False, got {group_commit!r}")
     db = await trio.to_thread.run_sync(
         partial(
             Database.open, path, durability=durability, clock=clock, readers=readers,

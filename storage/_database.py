@@ -214,7 +214,7 @@ class Database:
         it was built (``wal_batching=False`` turns that off; see ``_wal_batching``).
 
         Raises:
-            InvalidInput: bad durability, readers or page_size.
+            InvalidInput: bad durability, readers, page_size or wal_batching.
             StoreLocked: another open store owns the file.
             IncompatibleStore: a foreign file, or one written by a newer schema (untouched).
             StoreIOError: the file cannot be opened.
@@ -225,6 +225,8 @@ class Database:
             raise InvalidInput("readers", f"must be a positive int, got {readers!r}")
         if page_size not in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
             raise InvalidInput("page_size", f"must be a power of two from 512 to 65536, got {page_size!r}")
+        if type(wal_batching) is not bool:
+            raise InvalidInput("wal_batching", f"must be True or False, got {wal_batching!r}")
         clock = clock or utc_now
         if path is None:
             writer = _connect(":memory:", durability, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
@@ -264,8 +266,7 @@ class Database:
             if isinstance(exc, apsw.Error):
                 raise StoreIOError(f"cannot open store {path!r}: {type(exc).__name__}: {exc}") from exc
             raise
-        batching = writer_vfs is not None and writer_vfs == _wal_batching.VFS_NAME
-        return cls(path, writer, conns[1:], lock_fd, clock, durability, batching)
+        return cls(path, writer, conns[1:], lock_fd, clock, durability, writer_vfs == _wal_batching.VFS_NAME)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -234,7 +234,8 @@ async def test_mailbox_is_bounded(autojump_clock):
 @pytest.mark.parametrize(
     "option, value",
     [("mailbox_size", 0), ("max_batch", -1), ("idle_timeout", 0), ("backoff_base", -1),
-     ("max_restarts", 1.5), ("restart_window", "10"), ("no_such_option", 1)],
+     ("max_restarts", 1.5), ("restart_window", "10"), ("no_such_option", 1),
+     ("group_commit", "off"), ("wal_batching", 0)],
 )
 async def test_bad_tuning_is_invalid_input(option, value):
     """A bad or unknown open_store option is InvalidInput naming it; nothing is opened."""

@@ -267,3 +267,13 @@ def test_an_extension_sqlite_refuses_is_reported_and_skipped(tmp_path, monkeypat
     assert _wal_batching.vfs_for("full") is None
     assert _wal_batching.status().startswith("SQLite refused to load it")
     _works_on_the_default_vfs(tmp_path / "s.db")
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+async def test_a_non_bool_option_is_invalid_input(tmp_path, bad):
+    from mobstore.storage import InvalidInput
+
+    with pytest.raises(InvalidInput, match="wal_batching"):
+        async with open_store(tmp_path / "s.db", wal_batching=bad):
+            pass
+    assert not (tmp_path / "s.db").exists()  # refused before anything was created
