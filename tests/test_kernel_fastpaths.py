@@ -20,6 +20,7 @@ import dataclasses
 import inspect
 import json
 import pickle
+import re
 from typing import Any
 
 import attrs
@@ -83,12 +84,22 @@ def deep(x: Any) -> Any:
     return ("leaf", t.__name__, repr(x))
 
 
+_UNORDERABLE = re.compile(r"'(<|<=|>|>=)' not supported between instances of '(\w+)' and '(\w+)'")
+
+
 def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
     """("ok", value) or ("error", type, field, message): what a call did, comparably."""
     try:
         return ("ok", fn(*args))
     except Exception as exc:  # noqa: BLE001 - any exception must be the same one
-        return ("error", type(exc), getattr(exc, "field", None), str(exc))
+        message = str(exc)
+        m = _UNORDERABLE.fullmatch(message)
+        if m:
+            # Sorting a set of garbage values (validators disabled) meets the unorderable
+            # pair in set iteration order, which follows the hashes of two different classes:
+            # the same pair of types, in either order, is the same outcome.
+            message = f"{m.group(1)} unorderable: {sorted((m.group(2), m.group(3)))}"
+        return ("error", type(exc), getattr(exc, "field", None), message)
 
 
 def assert_same(new: Any, ref: Any) -> None:
@@ -360,6 +371,9 @@ class TestConstructors:
 
     @SETTINGS
     @given(st.one_of(values, states, snapshots))
+    # Found by hypothesis: a set holding an unorderable pair (bool and str) fails to sort
+    # with the pair in set iteration order, which differs between the two implementations.
+    @example(Call("KSet", (Coll("list", (Call("KBool", (False,)), Call("KBool", ("b",)))),)))
     def test_with_validators_disabled(self, spec):
         """With attrs validators disabled the generated __init__ set the field unchecked (the
         converters still ran); the hand-written ones do the same."""
