@@ -146,7 +146,7 @@ def test_readers_see_every_commit_while_the_writer_batches(tmp_path):
     def reader():
         try:
             last = 0
-            while not done.is_set():
+            while last < 1500 and not done.is_set():  # until the last commit (or a failure)
                 events = d.read(poll, "m", last, 1000)
                 for e in events:
                     assert e.cursor == last + 1, (e.cursor, last)
@@ -162,12 +162,13 @@ def test_readers_see_every_commit_while_the_writer_batches(tmp_path):
         for n in range(1, 1501, 3):
             _append(d, "m", [{"n": c, "tail": "z" * 300} for c in range(n, n + 3)])
             assert d.read(poll, "m", n - 1, 10)[-1].cursor == n + 2  # visible at once
+        t.join()
     finally:
-        done.set()
+        done.set()  # stops the reader only if the writer failed
         t.join()
         d.close()
     assert not errors, errors
-    assert seen and seen == sorted(seen) and all(s % 3 == 0 for s in seen)
+    assert seen[-1] == 1500 and seen == sorted(seen) and all(s % 3 == 0 for s in seen)
 
 
 async def test_two_stores_in_one_process(tmp_path):
