@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from mobstore.storage import _wal_batching
+
 from . import _registry
 from ._progress import Progress
 from ._stats import Result, ratios
@@ -44,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--durability", choices=["full", "normal"], help="fsync per commit (full, the default) or not")
     p.add_argument("--group-commit", choices=["on", "off"],
                    help="group commit of the mobstore row (default on); the no-group-commit baseline always runs")
+    p.add_argument("--wal-batching", choices=["on", "off"], default="on",
+                   help="durable file stores write each commit's WAL frames with one write (on, the "
+                        "default, if the C extension was built) or with SQLite's two per page (off): "
+                        "for A/B runs; applies to every mobstore row")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload-specific option (e.g. -o contended=true for cas); repeatable")
     p.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")
@@ -93,20 +99,18 @@ def machine() -> dict[str, Any]:
     import apsw
     import trio
 
-    from mobstore.storage import _wal_batching
-
     try:
         from importlib.metadata import version
         mobstore_version = version("mobstore")
     except Exception:  # noqa: BLE001 - not installed as a distribution
         mobstore_version = None
-    _wal_batching.vfs_for("full")  # loads the shim if it was built, so status() can tell
     info: dict[str, Any] = {
         "python": platform.python_version(), "implementation": platform.python_implementation(),
         "sqlite_apsw": apsw.sqlite_lib_version(), "apsw": apsw.apsw_version(),
         "sqlite_stdlib": sqlite3.sqlite_version, "trio": trio.__version__, "mobstore": mobstore_version,
         "cpu_count": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine(),
-        # "active" if durable file stores write their WAL through the batching shim, else why not.
+        # "active" if the WAL batching shim is built and loads (settings.wal_batching says
+        # whether the run used it), otherwise why not.
         "wal_batching": _wal_batching.status(),
     }
     if hasattr(os, "sched_getaffinity"):
@@ -204,6 +208,15 @@ def _sweep(w: _registry.Workload, opts: dict[str, Any], results: list[Result], s
 
 def run(args: argparse.Namespace, out=print) -> int:
     """The ``mobstore bench`` command (``out`` prints the report; progress goes to stderr)."""
+    # --wal-batching applies to every store the run opens; the setting is restored after.
+    previous = _wal_batching.set_enabled(args.wal_batching == "on")
+    try:
+        return _run(args, out)
+    finally:
+        _wal_batching.set_enabled(previous)
+
+
+def _run(args: argparse.Namespace, out) -> int:  # noqa: ANN001
     try:
         given, workloads, suite, missing, sweep = _check(args)
     except (LookupError, ValueError) as exc:
@@ -216,8 +229,12 @@ def run(args: argparse.Namespace, out=print) -> int:
     swept = {w.name for w, o in plans if sweep and w.sweep and w.workers_option()}
     extra = sum(len({*sweep, o[w.workers_option()]}) - 1 for w, o in plans if w.name in swept)
     gc = "on" if given["group_commit"] is not False else "off"
+    if args.wal_batching == "off":
+        wb = "off"
+    else:
+        wb = "on" if _wal_batching.vfs_for("full") else f"unavailable ({_wal_batching.status()})"
     out(f"mobstore bench: {', '.join(w.name for w in workloads)}{' (default suite sizes)' if suite else ''}; "
-        f"group commit {gc}; file stores in {args.dir or 'the system temp dir'}")
+        f"group commit {gc}; WAL batching {wb}; file stores in {args.dir or 'the system temp dir'}")
 
     started, t_all = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     report: dict[str, Any] = {
@@ -225,7 +242,7 @@ def run(args: argparse.Namespace, out=print) -> int:
         "command": ["mobstore", "bench", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None,
         "settings": {"workloads": [w.name for w in workloads], "suite": suite, "skipped": missing,
                      "given": {k: v for k, v in given.items() if v is not None}, "directory": args.dir,
-                     "sweep": sweep or None},
+                     "sweep": sweep or None, "wal_batching": args.wal_batching},
         "machine": machine(), "workloads": {},
     }
     figure: list[tuple[str, dict[str, list[tuple[int, float, float]]]]] = []

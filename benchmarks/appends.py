@@ -42,11 +42,12 @@ async def _mobstore(path: str, workers: int, ops: int, mobs: int, durability: st
                 record(clock() - t)
 
         seconds = await run_tasks(worker, workers)
-        stats = store.statistics().committer
+        whole = store.statistics()
+        stats = whole.committer
     name = "mobstore" if group_commit else "mobstore, no group commit"
     return Result.of(
         name, lat, seconds, workers=workers, ops=ops, mobs=mobs, durability=durability,
-        group_commit=group_commit, mean_batch=round(stats.mean_batch, 1), commits=stats.commits,
+        group_commit=group_commit, wal_batching=whole.wal_batching, mean_batch=round(stats.mean_batch, 1), commits=stats.commits,
     )
 
 

@@ -26,7 +26,8 @@ VFS_NAME = "mobstore-walbatch"
 
 _lock = threading.Lock()
 _loaded: bool | None = None  # None: not tried yet
-_reason = "not tried yet"
+_reason = ""
+_enabled = True
 
 
 def _load() -> None:
@@ -50,18 +51,33 @@ def _load() -> None:
     _loaded, _reason = True, "active"
 
 
-def vfs_for(durability: str) -> str | None:
-    """The VFS name for a file store's writer at ``durability``, or ``None`` for SQLite's
-    default (durability ``"normal"``, or the shim is unavailable)."""
-    if durability != "full":
-        return None
+def set_enabled(flag: bool) -> bool:
+    """Turn the shim on or off for stores opened from now on, in this process; returns the
+    previous setting. For A/B measurements (``mobstore bench --wal-batching off``); an
+    application turns it off per store with ``open_store(..., wal_batching=False)``."""
+    global _enabled
+    previous, _enabled = _enabled, bool(flag)
+    return previous
+
+
+def _ensure() -> bool:
     if _loaded is None:
         with _lock:
             if _loaded is None:
                 _load()
-    return VFS_NAME if _loaded else None
+    return bool(_loaded)
+
+
+def vfs_for(durability: str) -> str | None:
+    """The VFS name for a file store's writer at ``durability``, or ``None`` for SQLite's
+    default (durability ``"normal"``, turned off, or the shim is unavailable)."""
+    if durability != "full" or not _enabled:
+        return None
+    return VFS_NAME if _ensure() else None
 
 
 def status() -> str:
-    """``"active"`` once loaded, otherwise why not (for statistics and bug reports)."""
+    """``"active"`` if the shim is built and loaded (it is used unless turned off), otherwise
+    why not (for statistics and bug reports)."""
+    _ensure()
     return _reason

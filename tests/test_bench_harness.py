@@ -289,3 +289,22 @@ def test_bench_cli_passes_workload_options(tmp_path, capsys):
     entry = json.loads(js.read_text())["workloads"]["cas"]
     assert entry["options"]["contended"] is True and entry["options"]["contended_ops"] == 2
     assert len(entry["results"]) == 5 and entry["results"][0]["name"] == "mobstore"
+
+
+@pytest.mark.parametrize("flag, used", [("on", True), ("off", False)])
+def test_bench_wal_batching_switch(tmp_path, capsys, flag, used):
+    """--wal-batching on|off decides for every mobstore row of the run (an A/B switch), is
+    recorded in the JSON, and is restored afterwards."""
+    from mobstore.storage import _wal_batching
+
+    js = tmp_path / "r.json"
+    rc = main(["bench", "appends", "--workers", "2", "--ops", "5", "--mobs", "2", "--wal-batching", flag,
+               "--dir", str(tmp_path), "--json", str(js), "--quiet"])
+    assert rc == 0
+    assert f"WAL batching {flag};" in capsys.readouterr().out
+    doc = json.loads(js.read_text())
+    assert doc["settings"]["wal_batching"] == flag
+    rows = {r["name"]: r["settings"] for r in doc["workloads"]["appends"]["results"]}
+    assert rows["mobstore"]["wal_batching"] is used
+    assert rows["mobstore, no group commit"]["wal_batching"] is used
+    assert _wal_batching.vfs_for("full") == _wal_batching.VFS_NAME  # switched back on

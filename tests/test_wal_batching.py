@@ -232,7 +232,7 @@ def test_a_failing_write_is_a_typed_error_and_loses_nothing_acknowledged(tmp_pat
 
 def _forget(monkeypatch):
     monkeypatch.setattr(_wal_batching, "_loaded", None)
-    monkeypatch.setattr(_wal_batching, "_reason", "not tried yet")
+    monkeypatch.setattr(_wal_batching, "_reason", "")
 
 
 def _works_on_the_default_vfs(path):
