@@ -18,7 +18,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mobstore.storage import _wal_batching
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace, out=print) -> int:
         _wal_batching.set_enabled(previous)
 
 
-def _run(args: argparse.Namespace, out) -> int:  # noqa: ANN001
+def _run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     try:
         given, workloads, suite, missing, sweep = _check(args)
     except (LookupError, ValueError) as exc:

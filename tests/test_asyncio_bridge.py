@@ -157,6 +157,8 @@ async def test_consumer_with_an_asyncio_handler():
             await mob.events.append_batch([NewMobEvent("task_created", {"n": i}) for i in range(3)])
 
             async def count(ev):  # asyncio-flavored, wrapped for the trio consumer
+                # Not synchronisation: one await on the asyncio side, so the handler really
+                # suspends under asyncio before it calls back into the store.
                 await asyncio.sleep(0)
                 current = await mob.spec.get_spec()
                 n, rev = (current[0]["count"], current[1]) if current else (0, 0)
