@@ -10,6 +10,10 @@ rolled back alone. The thread then hands the whole batch back to the trio loop w
 ``TrioToken.run_sync_soon`` call, and the loop answers the callers. Callers are answered only
 after ``COMMIT`` has returned, so an acknowledged write is durable per the durability setting.
 
+A WAL checkpoint, when due, runs on the same thread right after a batch's answers were
+handed over, not inside the COMMIT of the batch that crossed the threshold (which would make
+its callers wait for it): see ``mobstore.storage._checkpoint``.
+
 While one batch commits, new groups pile up; they form the next batch, which the thread
 starts the moment the previous COMMIT returns. Under load each fsync pays for many requests,
 and with one writer nothing ever waits for a database lock. Groups are never split across
@@ -139,6 +143,9 @@ class Committer:
                 commits = self._db.apply(requests, group=self._group)
                 token.run_sync_soon(self._deliver, groups, commits)
                 groups = []
+                # After the answers are on their way: a due WAL checkpoint runs while the loop
+                # serves those callers and collects the next batch (``storage._checkpoint``).
+                self._db.checkpoint_if_due()
         except BaseException as exc:  # noqa: BLE001 - reported to the trio side, re-raised there
             token.run_sync_soon(self._stop, exc, groups)
             return

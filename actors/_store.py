@@ -61,6 +61,10 @@ class StoreStatistics:
     #: commit; ``mobstore.storage._wal_batching``). False for in-memory stores, at
     #: ``durability="normal"``, with ``wal_batching=False``, or if the shim was not built.
     wal_batching: bool
+    #: WAL checkpoints completed and failed (a failed one is retried after the next commit;
+    #: failures mean a failing disk). Always 0 for in-memory stores.
+    checkpoints: int
+    checkpoint_failures: int
     actors_alive: int
     actors_started: int
     restarts: int
@@ -199,6 +203,8 @@ class Store:
             path=self._db.path,
             durability=self._db.durability,
             wal_batching=self._db.wal_batching,
+            checkpoints=self._db.checkpoints[0],
+            checkpoint_failures=self._db.checkpoints[1],
             actors_alive=sum(1 for a in actors if a.state in ("running", "backoff")),
             actors_started=sup.started,
             restarts=sup.restarts,

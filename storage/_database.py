@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 import apsw
 
 from . import _schema, _wal_batching
+from . import _checkpoint
 from ._codec import utc_now
 from ._errors import (
     CommitInDoubt,
@@ -192,6 +193,9 @@ class Database:
         self._all = {id(c): c for c in [writer, *readers]}
         self._lock_fd = lock_fd
         self._closed = False
+        # File stores checkpoint the WAL after a commit's callers are answered, not inside
+        # that COMMIT (see ``_checkpoint``); an in-memory store has no WAL.
+        self._checkpointer = _checkpoint.Checkpointer(writer) if path is not None and _checkpoint.ENABLED else None
 
     @classmethod
     def open(
@@ -285,12 +289,37 @@ class Database:
                 for u in units:
                     u.results, u.error = None, err
                 return 0
+            cp = self._checkpointer
+            if cp is not None and cp.due:  # nobody ran it after the previous commit
+                cp.run()
             if group:
                 self._transaction(units)
                 return 1
             for u in units:
                 self._transaction((u,))
             return len(units)
+
+    def checkpoint_if_due(self) -> bool:
+        """Checkpoint the WAL if the last commit left it over the threshold; True if it ran.
+
+        The committer calls this on its thread right after it handed a batch's answers to the
+        trio loop, so no caller waits for a checkpoint (``_checkpoint``). A failed checkpoint
+        is counted, never raised.
+        """
+        cp = self._checkpointer
+        if cp is None or not cp.due:
+            return False
+        with self._writer_lock:
+            if self._closed or not cp.due:
+                return False
+            cp.run()
+            return True
+
+    @property
+    def checkpoints(self) -> tuple[int, int]:
+        """``(completed, failed)`` WAL checkpoints of the writer since the store opened."""
+        cp = self._checkpointer
+        return (0, 0) if cp is None else (cp.runs, cp.failures)
 
     def _transaction(self, units: Sequence[Unit]) -> None:
         # Optimistic first: the whole batch without savepoints (two statements fewer per

@@ -10,6 +10,7 @@ import trio.testing
 
 from mobstore.actors import ActorCrashed, NewMobEvent, ReadFailed, WriteFailed, open_store
 from mobstore.actors.testing import CrashPoints, Fault, FaultVFS, InjectedCrash, PowerLossVFS
+from mobstore.storage import _checkpoint
 
 
 def ev(i: int = 0) -> NewMobEvent:
@@ -61,6 +62,21 @@ class TestFaultVFS:
             fault_vfs.clear()
             await log.append(ev(9))
             assert await kinds(log) == [9]
+
+    async def test_a_fault_restricted_to_files_counts_only_their_operations(self, store_path, fault_vfs, monkeypatch):
+        """``Fault("sync", 0, files=("db",))`` is the first sync of the database file (a
+        checkpoint's), however many syncs of the WAL come before it."""
+        monkeypatch.setattr(_checkpoint, "CHECKPOINT_FRAMES", 40)
+        async with open_store(store_path, vfs=fault_vfs.vfs_name) as store:
+            log = store.mob("m").events
+            fault_vfs.reset()
+            fault_vfs.arm(Fault("sync", 0, files=("db",)))
+            for i in range(40):
+                await log.append(NewMobEvent("k", {"i": i, "pad": "x" * 500}))
+            assert [(h.op, h.kind) for h in fault_vfs.fired] == [("sync", "db")]
+            assert fault_vfs.fired[0].index > 0  # WAL syncs came first
+            stats = store.statistics()
+            assert stats.checkpoint_failures == 1 and stats.checkpoints >= 1
 
     async def test_read_fault_is_read_failed(self, store_path, fault_vfs):
         """A failed read raises ReadFailed from the read call; the store reads again after."""

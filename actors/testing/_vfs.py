@@ -84,13 +84,15 @@ class Fault:
 
     Attributes:
         op: ``"read"``, ``"write"``, ``"sync"``, ``"lock"`` or ``"truncate"``.
-        nth: the index of the operation to fail.
+        nth: the index of the operation to fail: among the operations of kind ``op`` on
+            every watched file, or, with ``files``, on those files only
+            (``Fault("sync", 0, files=("db",))`` is the next sync of the database file).
         error: ``"ioerr"`` (an I/O error with the fitting extended code), ``"full"``
             (``SQLITE_FULL``, disk full) or ``"busy"`` (``SQLITE_BUSY``; SQLite's busy
             handler retries a busy lock before it gives up).
         persistent: fail every later operation of the kind too, until ``FaultVFS.clear()``.
         files: restrict to these file kinds (``"db"``, ``"wal"``, ``"journal"``); ``None``
-            means every watched file.
+            means every watched file. ``nth`` then counts only their operations.
     """
 
     op: str = attrs.field(validator=lambda _i, _a, v: _check_op(v))
@@ -165,6 +167,7 @@ class FaultVFS(ManagedVFS):
         self.files = frozenset(files)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(OPS, 0)
+        self._by_kind: dict[tuple[str, str], int] = {}  # (op, file kind) -> operations
         self._faults: list[Fault] = []
         self._persistent: list[Fault] = []
         self.fired: list[FaultHit] = []
@@ -189,6 +192,7 @@ class FaultVFS(ManagedVFS):
         """Zero the counters, disarm every fault and forget the hits."""
         with self._lock:
             self._counts = dict.fromkeys(OPS, 0)
+            self._by_kind = {}
             self._faults.clear()
             self._persistent.clear()
             self.fired = []
@@ -206,6 +210,7 @@ class FaultVFS(ManagedVFS):
         with self._lock:
             index = self._counts[op]
             self._counts[op] = index + 1
+            by_kind = self._by_kind
             hit = None
             for f in self._persistent:
                 if f.op == op and (f.files is None or kind in f.files):
@@ -213,12 +218,16 @@ class FaultVFS(ManagedVFS):
                     break
             else:
                 for f in self._faults:
-                    if f.op == op and f.nth == index and (f.files is None or kind in f.files):
+                    if f.op != op or (f.files is not None and kind not in f.files):
+                        continue
+                    nth = index if f.files is None else sum(by_kind.get((op, k), 0) for k in f.files)
+                    if f.nth == nth:
                         hit = f
                         self._faults.remove(f)
                         if f.persistent:
                             self._persistent.append(f)
                         break
+            by_kind[op, kind] = by_kind.get((op, kind), 0) + 1
             if hit is None:
                 return
             self.fired.append(FaultHit(op, index, kind, path, hit.error))
