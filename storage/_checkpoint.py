@@ -13,7 +13,7 @@ do with its write (the writer's commit p99 was 2.2-2.6 ms against a median of ~0
 The writer connection therefore replaces the automatic checkpoint with a WAL hook
 (``sqlite3_wal_hook``; installing one turns the automatic checkpoint off) that only records
 how many frames the WAL holds after each commit. The committer calls
-:meth:`Checkpointer.run_if_due` on its writer thread *after* it handed the batch's answers
+``Database.checkpoint_if_due`` on its writer thread *after* it handed the batch's answers
 to the trio loop: the callers are answered first, and the checkpoint (C code, apsw releases
 the GIL around it) overlaps the loop's work of serving those callers and collecting the next
 batch. Whoever uses ``Database.apply`` without a committer still gets bounded WAL growth:

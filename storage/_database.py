@@ -33,8 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import apsw
 
-from . import _schema, _wal_batching
-from . import _checkpoint
+from . import _checkpoint, _schema, _wal_batching
 from ._codec import utc_now
 from ._errors import (
     CommitInDoubt,
@@ -195,7 +194,9 @@ class Database:
         self._closed = False
         # File stores checkpoint the WAL after a commit's callers are answered, not inside
         # that COMMIT (see ``_checkpoint``); an in-memory store has no WAL.
-        self._checkpointer = _checkpoint.Checkpointer(writer) if path is not None and _checkpoint.ENABLED else None
+        self._checkpointer: _checkpoint.Checkpointer | None = None
+        if path is not None and _checkpoint.ENABLED:
+            self._checkpointer = _checkpoint.Checkpointer(writer)
 
     @classmethod
     def open(

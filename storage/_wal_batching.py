@@ -76,6 +76,33 @@ def vfs_for(durability: str) -> str | None:
     return VFS_NAME if _ensure() else None
 
 
+def stack(name: str, base: str) -> None:
+    """Register the shim once more, as VFS ``name``, over the registered VFS ``base``.
+
+    For crash tests: ``mobstore.actors.testing`` stacks it over its power-loss VFS, so that
+    what a power cut leaves behind is checked with the shim's writes too. Close every
+    connection of ``name`` before :func:`unstack` and before ``base`` goes away.
+
+    Raises:
+        RuntimeError: the shim is unavailable (see :func:`status`).
+        ValueError: ``name`` is taken. LookupError: no VFS ``base``.
+    """
+    if not _ensure():
+        raise RuntimeError(f"WAL batching is unavailable: {_reason}")
+    from . import _walbatch  # type: ignore[attr-defined]
+
+    _walbatch.stack(name, base)
+
+
+def unstack(name: str) -> None:
+    """Unregister a VFS made by :func:`stack` (LookupError if there is none by that name)."""
+    if not _ensure():
+        raise RuntimeError(f"WAL batching is unavailable: {_reason}")
+    from . import _walbatch  # type: ignore[attr-defined]
+
+    _walbatch.unstack(name)
+
+
 def status() -> str:
     """``"active"`` if the shim is built and loaded (it is used unless turned off), otherwise
     why not (for statistics and bug reports)."""

@@ -29,8 +29,9 @@
  *
  * Loaded as a SQLite extension (entry point sqlite3_walbatch_init) through apsw's
  * Connection.load_extension; it registers the VFS "mobstore-walbatch" once per process
- * (not as the default). It is also an (empty) Python module so that setuptools can build it
- * and Python can locate it: storage/_wal_batching.py does both.
+ * (not as the default). It is also a Python module so that setuptools can build it and
+ * Python can locate it: storage/_wal_batching.py does both. The module's stack(name, base)
+ * registers more instances over other VFSes (the test kit's fault-injection VFSes).
  */
 #include <Python.h>
 #include <sqlite3ext.h>
@@ -62,9 +63,13 @@ typedef struct WbFile {
   sqlite3_int64 start;
 } WbFile;
 
-static sqlite3_vfs wb_vfs;
-static sqlite3_vfs *wb_root;
-static sqlite3_io_methods wb_methods;
+static sqlite3_vfs wb_vfs; /* the default instance, over SQLite's default VFS */
+/* One method table per io-methods version: a shim file offers exactly the methods of the
+ * file under it (a version 1 file has no shared memory, so WAL needs version 2 or more). */
+static sqlite3_io_methods wb_methods[3];
+
+/* The VFS under an instance (the default VFS, or the one named to wb_stack). */
+#define ROOT(v) ((sqlite3_vfs *)(v)->pAppData)
 
 #define REAL(p) (((WbFile *)(p))->real)
 
@@ -174,98 +179,180 @@ static int wb_unfetch(sqlite3_file *p, sqlite3_int64 offset, void *ptr) {
 
 static int wb_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int flags, int *out_flags) {
   WbFile *f = (WbFile *)p;
-  int rc;
-  (void)vfs;
+  int rc, version;
   memset(f, 0, sizeof(WbFile));
   f->real = (sqlite3_file *)&f[1];
   f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
-  rc = wb_root->xOpen(wb_root, name, f->real, flags, out_flags);
+  rc = ROOT(vfs)->xOpen(ROOT(vfs), name, f->real, flags, out_flags);
   /* SQLite calls xClose only if pMethods is set, so set it exactly when the real file is. */
-  p->pMethods = f->real->pMethods ? &wb_methods : 0;
+  if (!f->real->pMethods) {
+    p->pMethods = 0;
+    return rc;
+  }
+  version = f->real->pMethods->iVersion;
+  p->pMethods = &wb_methods[(version < 1 ? 1 : version > 3 ? 3 : version) - 1];
   return rc;
 }
 
-static int wb_delete(sqlite3_vfs *v, const char *n, int sync) { (void)v; return wb_root->xDelete(wb_root, n, sync); }
+static int wb_delete(sqlite3_vfs *v, const char *n, int sync) { return ROOT(v)->xDelete(ROOT(v), n, sync); }
 static int wb_access(sqlite3_vfs *v, const char *n, int flags, int *out) {
-  (void)v;
-  return wb_root->xAccess(wb_root, n, flags, out);
+  return ROOT(v)->xAccess(ROOT(v), n, flags, out);
 }
 static int wb_full_pathname(sqlite3_vfs *v, const char *n, int size, char *out) {
-  (void)v;
-  return wb_root->xFullPathname(wb_root, n, size, out);
+  return ROOT(v)->xFullPathname(ROOT(v), n, size, out);
 }
-static void *wb_dl_open(sqlite3_vfs *v, const char *n) { (void)v; return wb_root->xDlOpen(wb_root, n); }
-static void wb_dl_error(sqlite3_vfs *v, int n, char *msg) { (void)v; wb_root->xDlError(wb_root, n, msg); }
+static void *wb_dl_open(sqlite3_vfs *v, const char *n) { return ROOT(v)->xDlOpen(ROOT(v), n); }
+static void wb_dl_error(sqlite3_vfs *v, int n, char *msg) { ROOT(v)->xDlError(ROOT(v), n, msg); }
 static void (*wb_dl_sym(sqlite3_vfs *v, void *h, const char *sym))(void) {
-  (void)v;
-  return wb_root->xDlSym(wb_root, h, sym);
+  return ROOT(v)->xDlSym(ROOT(v), h, sym);
 }
-static void wb_dl_close(sqlite3_vfs *v, void *h) { (void)v; wb_root->xDlClose(wb_root, h); }
-static int wb_randomness(sqlite3_vfs *v, int n, char *out) { (void)v; return wb_root->xRandomness(wb_root, n, out); }
-static int wb_sleep(sqlite3_vfs *v, int us) { (void)v; return wb_root->xSleep(wb_root, us); }
-static int wb_current_time(sqlite3_vfs *v, double *t) { (void)v; return wb_root->xCurrentTime(wb_root, t); }
-static int wb_last_error(sqlite3_vfs *v, int n, char *msg) { (void)v; return wb_root->xGetLastError(wb_root, n, msg); }
+static void wb_dl_close(sqlite3_vfs *v, void *h) { ROOT(v)->xDlClose(ROOT(v), h); }
+static int wb_randomness(sqlite3_vfs *v, int n, char *out) { return ROOT(v)->xRandomness(ROOT(v), n, out); }
+static int wb_sleep(sqlite3_vfs *v, int us) { return ROOT(v)->xSleep(ROOT(v), us); }
+static int wb_current_time(sqlite3_vfs *v, double *t) { return ROOT(v)->xCurrentTime(ROOT(v), t); }
+static int wb_last_error(sqlite3_vfs *v, int n, char *msg) { return ROOT(v)->xGetLastError(ROOT(v), n, msg); }
 static int wb_current_time64(sqlite3_vfs *v, sqlite3_int64 *t) {
-  (void)v;
-  return wb_root->xCurrentTimeInt64(wb_root, t);
+  return ROOT(v)->xCurrentTimeInt64(ROOT(v), t);
+}
+
+static void wb_init_methods(void) {
+  int i;
+  for (i = 0; i < 3; i++) {
+    sqlite3_io_methods *m = &wb_methods[i];
+    memset(m, 0, sizeof(*m));
+    m->iVersion = i + 1;
+    m->xClose = wb_close;
+    m->xRead = wb_read;
+    m->xWrite = wb_write;
+    m->xTruncate = wb_truncate;
+    m->xSync = wb_sync;
+    m->xFileSize = wb_file_size;
+    m->xLock = wb_lock;
+    m->xUnlock = wb_unlock;
+    m->xCheckReservedLock = wb_check_reserved;
+    m->xFileControl = wb_file_control;
+    m->xSectorSize = wb_sector_size;
+    m->xDeviceCharacteristics = wb_device_characteristics;
+    if (i >= 1) {
+      m->xShmMap = wb_shm_map;
+      m->xShmLock = wb_shm_lock;
+      m->xShmBarrier = wb_shm_barrier;
+      m->xShmUnmap = wb_shm_unmap;
+    }
+    if (i >= 2) {
+      m->xFetch = wb_fetch;
+      m->xUnfetch = wb_unfetch;
+    }
+  }
+}
+
+/* Fill `v` as a shim instance named `name` over `root`. */
+static void wb_fill(sqlite3_vfs *v, const char *name, sqlite3_vfs *root) {
+  memset(v, 0, sizeof(*v));
+  v->iVersion = 2;
+  v->szOsFile = (int)sizeof(WbFile) + root->szOsFile;
+  v->mxPathname = root->mxPathname;
+  v->zName = name;
+  v->pAppData = root;
+  v->xOpen = wb_open;
+  v->xDelete = wb_delete;
+  v->xAccess = wb_access;
+  v->xFullPathname = wb_full_pathname;
+  v->xDlOpen = wb_dl_open;
+  v->xDlError = wb_dl_error;
+  v->xDlSym = wb_dl_sym;
+  v->xDlClose = wb_dl_close;
+  v->xRandomness = wb_randomness;
+  v->xSleep = wb_sleep;
+  v->xCurrentTime = wb_current_time;
+  v->xGetLastError = wb_last_error;
+  v->xCurrentTimeInt64 = wb_current_time64;
 }
 
 WB_EXPORT int sqlite3_walbatch_init(sqlite3 *db, char **err, const sqlite3_api_routines *api) {
   int rc;
+  sqlite3_vfs *root;
   SQLITE_EXTENSION_INIT2(api);
   (void)db;
   if (sqlite3_vfs_find(WB_VFS_NAME)) return SQLITE_OK_LOAD_PERMANENTLY; /* already registered */
-  wb_root = sqlite3_vfs_find(0);
-  if (!wb_root || wb_root->iVersion < 2) {
+  root = sqlite3_vfs_find(0);
+  if (!root || root->iVersion < 2) {
     *err = sqlite3_mprintf("mobstore-walbatch: the default VFS is missing or too old");
     return SQLITE_ERROR;
   }
-  wb_methods.iVersion = 3;
-  wb_methods.xClose = wb_close;
-  wb_methods.xRead = wb_read;
-  wb_methods.xWrite = wb_write;
-  wb_methods.xTruncate = wb_truncate;
-  wb_methods.xSync = wb_sync;
-  wb_methods.xFileSize = wb_file_size;
-  wb_methods.xLock = wb_lock;
-  wb_methods.xUnlock = wb_unlock;
-  wb_methods.xCheckReservedLock = wb_check_reserved;
-  wb_methods.xFileControl = wb_file_control;
-  wb_methods.xSectorSize = wb_sector_size;
-  wb_methods.xDeviceCharacteristics = wb_device_characteristics;
-  wb_methods.xShmMap = wb_shm_map;
-  wb_methods.xShmLock = wb_shm_lock;
-  wb_methods.xShmBarrier = wb_shm_barrier;
-  wb_methods.xShmUnmap = wb_shm_unmap;
-  wb_methods.xFetch = wb_fetch;
-  wb_methods.xUnfetch = wb_unfetch;
-  memset(&wb_vfs, 0, sizeof(wb_vfs));
-  wb_vfs.iVersion = 2;
-  wb_vfs.szOsFile = (int)sizeof(WbFile) + wb_root->szOsFile;
-  wb_vfs.mxPathname = wb_root->mxPathname;
-  wb_vfs.zName = WB_VFS_NAME;
-  wb_vfs.xOpen = wb_open;
-  wb_vfs.xDelete = wb_delete;
-  wb_vfs.xAccess = wb_access;
-  wb_vfs.xFullPathname = wb_full_pathname;
-  wb_vfs.xDlOpen = wb_dl_open;
-  wb_vfs.xDlError = wb_dl_error;
-  wb_vfs.xDlSym = wb_dl_sym;
-  wb_vfs.xDlClose = wb_dl_close;
-  wb_vfs.xRandomness = wb_randomness;
-  wb_vfs.xSleep = wb_sleep;
-  wb_vfs.xCurrentTime = wb_current_time;
-  wb_vfs.xGetLastError = wb_last_error;
-  wb_vfs.xCurrentTimeInt64 = wb_current_time64;
+  wb_init_methods();
+  wb_fill(&wb_vfs, WB_VFS_NAME, root);
   rc = sqlite3_vfs_register(&wb_vfs, 0);
   return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
 }
 
-/* The Python side of the file: an empty module, so that setuptools builds this file as an
- * extension and importlib can say where it was installed. */
+/* stack(name, base): register another instance of the shim, named `name`, over the VFS
+ * registered as `base` (the fault-injection VFSes of mobstore.actors.testing, so that crash
+ * tests cover the shim). Needs sqlite3_walbatch_init to have run (it sets the API table).
+ * unstack(name) unregisters and frees it; close every connection that uses it first. */
+typedef struct WbStacked {
+  sqlite3_vfs vfs;
+  char name[1]; /* the rest of the allocation */
+} WbStacked;
+
+static PyObject *wb_py_stack(PyObject *self, PyObject *args) {
+  const char *name, *base;
+  sqlite3_vfs *root;
+  WbStacked *st;
+  size_t n;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "ss", &name, &base)) return NULL;
+  if (!sqlite3_api || !wb_vfs.zName) {
+    PyErr_SetString(PyExc_RuntimeError, "the SQLite extension is not loaded yet (sqlite3_walbatch_init)");
+    return NULL;
+  }
+  if (sqlite3_vfs_find(name)) {
+    PyErr_Format(PyExc_ValueError, "a VFS named %R is already registered", PyTuple_GET_ITEM(args, 0));
+    return NULL;
+  }
+  root = sqlite3_vfs_find(base);
+  if (!root || root->iVersion < 2) {
+    PyErr_Format(PyExc_LookupError, "no VFS named %R (version 2 or later) is registered", PyTuple_GET_ITEM(args, 1));
+    return NULL;
+  }
+  n = strlen(name);
+  st = (WbStacked *)malloc(sizeof(WbStacked) + n);
+  if (!st) return PyErr_NoMemory();
+  memcpy(st->name, name, n + 1);
+  wb_fill(&st->vfs, st->name, root);
+  if (sqlite3_vfs_register(&st->vfs, 0) != SQLITE_OK) {
+    free(st);
+    PyErr_SetString(PyExc_RuntimeError, "sqlite3_vfs_register failed");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *wb_py_unstack(PyObject *self, PyObject *args) {
+  const char *name;
+  sqlite3_vfs *v;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+  v = sqlite3_api ? sqlite3_vfs_find(name) : 0;
+  if (!v || v->xOpen != wb_open || v == &wb_vfs) {
+    PyErr_Format(PyExc_LookupError, "no stacked mobstore-walbatch VFS named %R", PyTuple_GET_ITEM(args, 0));
+    return NULL;
+  }
+  sqlite3_vfs_unregister(v);
+  free(v); /* the WbStacked that starts with it */
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef wb_py_methods[] = {
+    {"stack", wb_py_stack, METH_VARARGS, "stack(name, base): register the shim as `name` over the VFS `base`."},
+    {"unstack", wb_py_unstack, METH_VARARGS, "unstack(name): unregister a VFS made by stack()."},
+    {NULL, NULL, 0, NULL}};
+
+/* The Python side of the file: a module with stack() and unstack() only, so that setuptools
+ * builds this file as an extension and importlib can say where it was installed. */
 static struct PyModuleDef wb_module = {
     PyModuleDef_HEAD_INIT, "_walbatch",
     "SQLite VFS shim (a SQLite extension, entry point sqlite3_walbatch_init); see _wal_batching.py",
-    -1, NULL, NULL, NULL, NULL, NULL};
+    -1, wb_py_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__walbatch(void) { return PyModule_Create(&wb_module); }

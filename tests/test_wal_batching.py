@@ -278,3 +278,54 @@ async def test_a_non_bool_option_is_invalid_input(tmp_path, bad):
         async with open_store(tmp_path / "s.db", wal_batching=bad):
             pass
     assert not (tmp_path / "s.db").exists()  # refused before anything was created
+
+
+def test_the_shim_stacks_over_another_vfs(tmp_path):
+    """``stack(name, base)`` registers the shim over a named VFS (the test kit puts it over
+    its power-loss VFS); writes through it reach that VFS gathered; ``unstack`` removes it.
+    Bad names are typed errors."""
+    seen = []
+
+    class Counting(apsw.VFS):
+        def __init__(self):
+            super().__init__("counting-base", "")
+
+        def xOpen(self, name, flags):  # noqa: N802 - apsw API
+            return CountingFile(name, flags)
+
+    class CountingFile(apsw.VFSFile):
+        def __init__(self, name, flags):
+            super().__init__("", name, flags)
+            self.wal = bool(flags[0] & apsw.SQLITE_OPEN_WAL)
+
+        def xWrite(self, data, offset):  # noqa: N802
+            if self.wal:
+                seen.append(len(data))
+            super().xWrite(data, offset)
+
+    base = Counting()
+    try:
+        _wal_batching.stack("counting-walbatch", "counting-base")
+        with pytest.raises(ValueError, match="already registered"):
+            _wal_batching.stack("counting-walbatch", "counting-base")
+        with pytest.raises(LookupError, match="no VFS named 'nope'"):
+            _wal_batching.stack("other", "nope")
+        conn = apsw.Connection(str(tmp_path / "s.db"), vfs="counting-walbatch")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE t (x)")
+        seen.clear()
+        with conn:
+            conn.executemany("INSERT INTO t VALUES (?)", [("x" * 300,)] * 30)  # a few pages
+        assert len(seen) == 1 and seen[0] > 2 * 4096  # one gathered write for the commit
+        conn.close()
+        _wal_batching.unstack("counting-walbatch")
+        assert "counting-walbatch" not in apsw.vfs_names()
+        with pytest.raises(LookupError, match="no stacked"):
+            _wal_batching.unstack("counting-walbatch")
+        with pytest.raises(LookupError, match="no stacked"):
+            _wal_batching.unstack(_wal_batching.VFS_NAME)  # the built-in instance stays
+    finally:
+        if "counting-walbatch" in apsw.vfs_names():
+            _wal_batching.unstack("counting-walbatch")
+        base.unregister()

@@ -261,11 +261,12 @@ async def _drive(gen: Any, budget: list[int]) -> None:
         await gen.__anext__()
 
 
-async def run_workload(cfg: dict[str, Any], emit: Any, vfs: Any = None) -> None:
-    """Open the store of ``cfg["path"]`` and run the workload (see the module docstring)."""
+async def run_workload(cfg: dict[str, Any], emit: Any, vfs: Any = None, vfs_name: str | None = None) -> None:
+    """Open the store of ``cfg["path"]`` and run the workload (see the module docstring).
+    ``vfs_name`` routes the store through another VFS stacked over ``vfs``."""
     opts = {"durability": cfg.get("durability", "full"), "backoff_base": 0.001, "idle_timeout": None}
     if vfs is not None:
-        opts["vfs"] = vfs.vfs_name
+        opts["vfs"] = vfs_name or vfs.vfs_name
     async with open_store(cfg["path"], **opts) as store:
         wl = Workload(store, cfg, emit)
         gens = wl.writers()
@@ -305,7 +306,15 @@ def main(argv: list[str] | None = None) -> None:
         pl = cfg["power_loss"]
         crash_at = tuple(pl["crash_at"]) if pl.get("crash_at") else None
         vfs = PowerLossVFS(seed=pl.get("seed", 0), crash_at=crash_at, weights=tuple(pl.get("weights", (1, 1, 1))))
-    trio.run(run_workload, cfg, emit, vfs)
+    vfs_name = None
+    if vfs is not None and cfg["power_loss"].get("wal_batching"):
+        # The store's connections go through the WAL batching shim, stacked over the
+        # power-loss VFS: a cut then sees the shim's writes (one per commit), as a disk would.
+        from mobstore.storage import _wal_batching
+
+        vfs_name = f"{vfs.vfs_name}-walbatch"
+        _wal_batching.stack(vfs_name, vfs.vfs_name)
+    trio.run(run_workload, cfg, emit, vfs, vfs_name)
     done = dict(DONE)
     if vfs is not None:
         done.update(syncs=vfs.syncs, writes=vfs.writes)
