@@ -48,6 +48,7 @@ async def _mobstore(path: str, workers: int, ops: int, mobs: int, durability: st
     return Result.of(
         name, lat, seconds, workers=workers, ops=ops, mobs=mobs, durability=durability,
         group_commit=group_commit, wal_batching=whole.wal_batching, mean_batch=round(stats.mean_batch, 1), commits=stats.commits,
+        checkpoints=whole.checkpoints,
     )
 
 

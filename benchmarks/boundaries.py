@@ -71,6 +71,7 @@ async def _mobstore(path: str, workers: int, ops: int, runtimes: int, inputs: in
         name, lat, seconds, workers=workers, ops=ops, runtimes=runtimes, inputs=inputs, messages=messages,
         durability=durability, group_commit=group_commit, wal_batching=whole.wal_batching,
         mean_batch=round(stats.mean_batch, 1), commits=stats.commits,
+        checkpoints=whole.checkpoints,
     )
 
 

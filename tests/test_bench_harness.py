@@ -307,4 +307,5 @@ def test_bench_wal_batching_switch(tmp_path, capsys, flag, used):
     rows = {r["name"]: r["settings"] for r in doc["workloads"]["appends"]["results"]}
     assert rows["mobstore"]["wal_batching"] is used
     assert rows["mobstore, no group commit"]["wal_batching"] is used
+    assert rows["mobstore"]["checkpoints"] == 0  # 10 appends never fill the WAL to a checkpoint
     assert _wal_batching.vfs_for("full") == _wal_batching.VFS_NAME  # switched back on
