@@ -68,7 +68,7 @@ static sqlite3_vfs wb_vfs; /* the default instance, over SQLite's default VFS */
  * file under it (a version 1 file has no shared memory, so WAL needs version 2 or more). */
 static sqlite3_io_methods wb_methods[3];
 
-/* The VFS under an instance (the default VFS, or the one named to wb_stack). */
+/* The VFS under an instance (the default VFS, or the base named to stack()). */
 #define ROOT(v) ((sqlite3_vfs *)(v)->pAppData)
 
 #define REAL(p) (((WbFile *)(p))->real)

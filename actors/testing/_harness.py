@@ -300,7 +300,7 @@ def power_loss_once(
 
     ``wal_batching`` routes the store through the WAL batching shim (``storage/_walbatch.c``)
     stacked over the power-loss VFS: the WAL then reaches the "disk" as one write per
-    commit, and the cut may drop or garble that write whole or in part."""
+    commit, and the cut keeps, drops or garbles that write as a whole."""
     started = time.monotonic()
     if prepare:
         Database.open(path).close()
