@@ -23,7 +23,7 @@ from typing import Any
 
 from mobstore.storage import _wal_batching
 
-from . import _registry
+from . import _registry, _stats
 from ._progress import Progress
 from ._stats import Result, ratios
 
@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="durable file stores write each commit's WAL frames with one write (on, the "
                         "default, if the C extension was built) or with SQLite's two per page (off): "
                         "for A/B runs; applies to every mobstore row")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run each system N times, in alternating rounds, and report each one's median "
+                        "run (cas, appends, boundaries, mixed; default 1): for noisy machines")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload-specific option (e.g. -o contended=true for cas); repeatable")
     p.add_argument("--dir", help="where the temp store files go (default: the system temp dir)")
@@ -196,7 +199,7 @@ def _sweep(w: _registry.Workload, opts: dict[str, Any], results: list[Result], s
         if n == opts[key]:
             res = results
         else:
-            progress.start(f"{w.name} @ {n} workers", w.phases)
+            progress.start(f"{w.name} @ {n} workers", w.phases * (args.repeat if w.repeats else 1))
             res = w.run({**opts, key: n}, directory=args.dir, progress=progress)
             progress.finish()
         rows = [{k: v for k, v in r.to_json().items() if k != "histogram"} for r in res]
@@ -208,12 +211,18 @@ def _sweep(w: _registry.Workload, opts: dict[str, Any], results: list[Result], s
 
 def run(args: argparse.Namespace, out=print) -> int:
     """The ``mobstore bench`` command (``out`` prints the report; progress goes to stderr)."""
-    # --wal-batching applies to every store the run opens; the setting is restored after.
+    # --wal-batching applies to every store the run opens, --repeat to every comparison of
+    # systems; both settings are restored after.
+    if args.repeat < 1:
+        print(f"mobstore bench: --repeat must be 1 or more, got {args.repeat}", file=sys.stderr)
+        return 2
     previous = _wal_batching.set_enabled(args.wal_batching == "on")
+    repeat = _stats.set_repeat(args.repeat)
     try:
         return _run(args, out)
     finally:
         _wal_batching.set_enabled(previous)
+        _stats.set_repeat(repeat)
 
 
 def _run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
@@ -234,7 +243,9 @@ def _run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     else:
         wb = "on" if _wal_batching.vfs_for("full") else f"unavailable ({_wal_batching.status()})"
     out(f"mobstore bench: {', '.join(w.name for w in workloads)}{' (default suite sizes)' if suite else ''}; "
-        f"group commit {gc}; WAL batching {wb}; file stores in {args.dir or 'the system temp dir'}")
+        f"group commit {gc}; WAL batching {wb}; "
+        f"{f'median of {args.repeat} runs per system; ' if args.repeat > 1 else ''}"
+        f"file stores in {args.dir or 'the system temp dir'}")
 
     started, t_all = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     report: dict[str, Any] = {
@@ -242,13 +253,13 @@ def _run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         "command": ["mobstore", "bench", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None,
         "settings": {"workloads": [w.name for w in workloads], "suite": suite, "skipped": missing,
                      "given": {k: v for k, v in given.items() if v is not None}, "directory": args.dir,
-                     "sweep": sweep or None, "wal_batching": args.wal_batching},
+                     "sweep": sweep or None, "wal_batching": args.wal_batching, "repeat": args.repeat},
         "machine": machine(), "workloads": {},
     }
     figure: list[tuple[str, dict[str, list[tuple[int, float, float]]]]] = []
     with Progress(len(plans) + extra, enabled=not args.quiet, refresh=0.5) as progress:
         for w, opts in plans:
-            progress.start(w.name, w.phases)
+            progress.start(w.name, w.phases * (args.repeat if w.repeats else 1))
             t0 = time.perf_counter()
             results = w.run(opts, directory=args.dir, progress=progress)
             took = time.perf_counter() - t0

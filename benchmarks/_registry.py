@@ -47,6 +47,8 @@ class Workload:
     systems: bool = True
     #: Whether a ``--plot`` sweep over worker counts makes sense for it.
     sweep: bool = True
+    #: Whether it compares its systems through ``run_systems`` (so ``--repeat`` applies).
+    repeats: bool = True
 
     def load(self) -> ModuleType | None:
         """The module, or ``None`` if it does not exist (yet)."""
@@ -115,9 +117,11 @@ WORKLOADS: dict[str, Workload] = {
         Workload("appends", "fan-out appends over many mobs", "appends"),
         Workload("boundaries", "session boundaries over many runtimes", "boundaries"),
         Workload("subscribers", "subscriber latency and catch-up", "subscribers", phases=2,
-                 aliases={"workers": "appenders"}, suite={"backlog": 200_000}, systems=False, sweep=False),
+                 aliases={"workers": "appenders"}, suite={"backlog": 200_000}, systems=False, sweep=False,
+                 repeats=False),
         # (rows per scenario, "actor crash" and "reopen"; its workers are capped by its mobs)
-        Workload("restart", "restart-to-ready time after an actor crash and a reopen", "restart", sweep=False),
+        Workload("restart", "restart-to-ready time after an actor crash and a reopen", "restart", sweep=False,
+                 repeats=False),
         Workload("mixed", "mixed appends, CAS, labels, boundaries and polls at once", "mixed"),
     ]
 }

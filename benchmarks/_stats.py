@@ -144,6 +144,19 @@ async def run_tasks(worker: Callable[[int], Awaitable[None]], workers: int) -> f
     return time.perf_counter() - t0
 
 
+_repeat = 1  # rounds per run_systems call (mobstore bench --repeat)
+
+
+def set_repeat(n: int) -> int:
+    """Run every system ``n`` times from now on (in alternating rounds) and keep each
+    system's median run; returns the previous setting (``mobstore bench --repeat``)."""
+    global _repeat
+    if type(n) is not int or n < 1:
+        raise ValueError(f"repeat must be a positive int, got {n!r}")
+    previous, _repeat = _repeat, n
+    return previous
+
+
 def run_systems(
     directory: str,
     progress: Callable[[str], None],
@@ -155,12 +168,31 @@ def run_systems(
     """Measure one workload on the three systems, each on a fresh file in ``directory``:
     mobstore with ``group_commit`` as given (named ``mobstore (group commit off)`` when
     off), mobstore without group commit (the baseline row, always), then the naive program.
-    ``mobstore(path, group_commit)`` and ``naive(path)`` run the workload."""
-    results = []
-    for k, group in enumerate((group_commit, False)):
-        progress(f"mobstore{what} (group commit {'on' if group else 'off'}) ...")
-        r = mobstore(os.path.join(directory, f"mobstore-{k}.db"), group)
-        results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
-    progress(f"naive sqlite3 threads{what} ...")
-    results.append(naive(os.path.join(directory, "naive.db")))
-    return results
+    ``mobstore(path, group_commit)`` and ``naive(path)`` run the workload.
+
+    With :func:`set_repeat` ``n > 1`` the three run ``n`` times in rounds (mobstore, the
+    baseline, naive; again), so that a machine's slow minutes fall on every system alike;
+    each row is then that system's median run by throughput (its latencies are that run's),
+    and its settings list every run's ops/s."""
+    rounds: list[list[Result]] = []
+    for i in range(_repeat):
+        tag = f"-r{i}" if _repeat > 1 else ""
+        rnd = f" (run {i + 1} of {_repeat})" if _repeat > 1 else ""
+        results = []
+        for k, group in enumerate((group_commit, False)):
+            progress(f"mobstore{what} (group commit {'on' if group else 'off'}){rnd} ...")
+            r = mobstore(os.path.join(directory, f"mobstore-{k}{tag}.db"), group)
+            results.append(r if k or group else attrs.evolve(r, name="mobstore (group commit off)"))
+        progress(f"naive sqlite3 threads{what}{rnd} ...")
+        results.append(naive(os.path.join(directory, f"naive{tag}.db")))
+        rounds.append(results)
+    if _repeat == 1:
+        return rounds[0]
+    return [_median_run([rnd[j] for rnd in rounds]) for j in range(len(rounds[0]))]
+
+
+def _median_run(runs: list[Result]) -> Result:
+    ranked = sorted(runs, key=lambda r: r.ops_per_s)
+    mid = ranked[(len(ranked) - 1) // 2]  # the lower middle for an even count
+    every = [round(r.ops_per_s, 1) for r in runs]
+    return attrs.evolve(mid, settings={**mid.settings, "repeat": len(runs), "runs_ops_per_s": every})

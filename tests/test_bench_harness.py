@@ -309,3 +309,44 @@ def test_bench_wal_batching_switch(tmp_path, capsys, flag, used):
     assert rows["mobstore, no group commit"]["wal_batching"] is used
     assert rows["mobstore"]["checkpoints"] == 0  # 10 appends never fill the WAL to a checkpoint
     assert _wal_batching.vfs_for("full") == _wal_batching.VFS_NAME  # switched back on
+
+
+
+def test_bench_repeat_reports_each_systems_median_run(tmp_path, capsys):
+    """--repeat N runs the systems N times in rounds; each row is that system's median run
+    (by throughput), lists every run's ops/s, and the setting is restored afterwards."""
+    from mobstore.benchmarks import _stats
+
+    js = tmp_path / "r.json"
+    rc = main(["bench", "appends", "--workers", "2", "--ops", "4", "--mobs", "2", "--repeat", "3",
+               "--dir", str(tmp_path), "--json", str(js), "--quiet"])
+    assert rc == 0
+    assert "median of 3 runs per system" in capsys.readouterr().out
+    doc = json.loads(js.read_text())
+    assert doc["settings"]["repeat"] == 3
+    rows = doc["workloads"]["appends"]["results"]
+    assert [r["name"] for r in rows] == ["mobstore", "mobstore, no group commit", "naive sqlite3 threads"]
+    for r in rows:
+        runs = r["settings"]["runs_ops_per_s"]
+        assert r["settings"]["repeat"] == 3 and len(runs) == 3
+        assert round(r["ops_per_s"], 1) == sorted(runs)[1]
+    assert _stats._repeat == 1  # restored
+
+
+def test_bench_repeat_must_be_positive(tmp_path, capsys):
+    rc = main(["bench", "appends", "--repeat", "0", "--dir", str(tmp_path), "--json", str(tmp_path / "r.json"), "-q"])
+    assert rc == 2
+    assert "--repeat must be 1 or more, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_median_run_keeps_the_middle_runs_latencies():
+    """The median run by throughput is kept whole (its latencies with it); the lower middle
+    for an even count."""
+    from mobstore.benchmarks._stats import Result, _median_run
+
+    runs = [Result(f"r{i}", 100, s, p50, p50, p50) for i, (s, p50) in enumerate([(1.0, 5.0), (4.0, 1.0), (2.0, 3.0)])]
+    got = _median_run(runs)
+    assert (got.seconds, got.p50_ms) == (2.0, 3.0)
+    assert got.settings == {"repeat": 3, "runs_ops_per_s": [100.0, 25.0, 50.0]}
+    assert _median_run(runs[:2]).seconds == 4.0  # 25/s and 100/s: the lower middle
