@@ -26,7 +26,12 @@ def counts(tmp_path_factory):
     d = tmp_path_factory.mktemp("counts")
     got = {dur: count_io(str(d / f"{dur}.db"), durability=dur) for dur in ("full", "normal")}
     got["batched"] = count_io(str(d / "batched.db"), durability="full", wal_batching=True)
+    for dur in ("full", "normal"):
+        got[f"checkpointed-{dur}"] = count_io(str(d / f"cp-{dur}.db"), durability=dur, checkpoint_frames=_FRAMES)
     return got
+
+
+_FRAMES = 12  # checkpoint every few commits of the script (the default is every 1,000 frames)
 
 
 def test_every_sync_full(tmp_path, counts):
@@ -65,6 +70,20 @@ def test_every_write_full_through_the_wal_batching_shim(tmp_path, counts):
         _check(v, full=True)
 
 
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_every_sync_with_checkpoints_midway(tmp_path, counts, durability):
+    """The store checkpoints its WAL every few commits (after the callers are answered, on
+    the writer thread), so the cuts fall before, inside and after checkpoints (which write
+    and sync the database file, then restart the WAL): with ``full`` every acknowledged
+    commit survives, with ``normal`` a prefix."""
+    got = counts[f"checkpointed-{durability}"]
+    assert got["syncs"] > counts[durability]["syncs"]  # the checkpoints' syncs of the database file
+    for i in range(got["syncs"]):
+        v = power_loss_once(str(tmp_path / f"c{i}.db"), crash_at=("sync", i), durability=durability, seed=i,
+                            checkpoint_frames=_FRAMES)
+        _check(v, full=durability == "full")
+
+
 def test_every_sync_normal(tmp_path, counts):
     """With ``normal`` the WAL is synced only at checkpoints: power loss at each of them
     leaves a prefix of the acknowledged commits."""
@@ -92,12 +111,16 @@ def test_sampled_writes_normal(tmp_path, counts):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("checkpointed", [False, True])
 @pytest.mark.parametrize("durability", ["full", "normal"])
-def test_every_write(tmp_path, durability, counts):
-    """Power loss at every single write of the script."""
-    for i in range(counts[durability]["writes"]):
+def test_every_write(tmp_path, durability, counts, checkpointed):
+    """Power loss at every single write of the script (and, checkpointed, with the WAL
+    checkpointed every few commits, so that writes to the database file are cut too)."""
+    frames = _FRAMES if checkpointed else None
+    n = counts[f"checkpointed-{durability}" if checkpointed else durability]["writes"]
+    for i in range(n):
         v = power_loss_once(str(tmp_path / f"w{i}.db"), crash_at=("write", i), durability=durability, seed=i,
-                            weights=(10, 1, 1))
+                            weights=(10, 1, 1), checkpoint_frames=frames)
         _check(v, full=durability == "full")
 
 

@@ -270,14 +270,14 @@ def kill9_once(path: str, *, seed: int = 0, iteration: int = 0, durability: str 
 
 
 def count_io(
-    path: str, *, durability: str = "full", ops: int = 18, seed: int = 0, wal_batching: bool = False
+    path: str, *, durability: str = "full", ops: int = 18, seed: int = 0, wal_batching: bool = False,
+    checkpoint_frames: int | None = None,
 ) -> dict[str, int]:
     """Run the scripted workload on a fresh ``path`` through the power-loss VFS without a
     crash; return ``{"syncs": n, "writes": m}`` it saw (from registration to close).
-    ``wal_batching``: through the WAL batching shim stacked over it (as in
-    :func:`power_loss_once`)."""
+    ``wal_batching`` and ``checkpoint_frames`` as in :func:`power_loss_once`."""
     cfg = {"path": os.fspath(path), "seed": seed, "durability": durability, "mode": "script", "ops": ops,
-           "power_loss": {"crash_at": None, "wal_batching": wal_batching}}
+           "power_loss": {"crash_at": None, "wal_batching": wal_batching}, "checkpoint_frames": checkpoint_frames}
     child = run_child(cfg)
     if child.done is None:
         raise RuntimeError(f"the scripted workload failed (rc={child.returncode}): {child.stderr[-2000:]}")
@@ -287,7 +287,7 @@ def count_io(
 def power_loss_once(
     path: str, *, crash_at: tuple[str, int] | None, durability: str = "full", ops: int = 18, seed: int = 0,
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0), at_end: bool = False, prepare: bool = False,
-    timeout: float = 60.0, wal_batching: bool = False,
+    timeout: float = 60.0, wal_batching: bool = False, checkpoint_frames: int | None = None,
 ) -> Verdict:
     """Run the scripted workload on a fresh ``path`` and cut the power at ``crash_at``
     (``("sync", n)`` / ``("write", n)``; or after the last ack with ``at_end``); reopen with
@@ -300,13 +300,15 @@ def power_loss_once(
 
     ``wal_batching`` routes the store through the WAL batching shim (``storage/_walbatch.c``)
     stacked over the power-loss VFS: the WAL then reaches the "disk" as one write per
-    commit, and the cut keeps, drops or garbles that write as a whole."""
+    commit, and the cut keeps, drops or garbles that write as a whole. ``checkpoint_frames``
+    makes the store checkpoint its WAL that often (in frames; 1,000 by default), so that a
+    short script cuts the power in and around checkpoints too."""
     started = time.monotonic()
     if prepare:
         Database.open(path).close()
     cfg = {"path": os.fspath(path), "seed": seed, "durability": durability, "mode": "script", "ops": ops,
            "power_loss": {"crash_at": crash_at, "seed": seed, "weights": weights, "wal_batching": wal_batching},
-           "power_loss_at_end": at_end}
+           "power_loss_at_end": at_end, "checkpoint_frames": checkpoint_frames}
     child = run_child(cfg, timeout=timeout)
     if os.path.exists(path):
         state, err = _load(path)

@@ -299,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
         trio.run(run_app, cfg, emit)
         emit(dict(DONE))
         return
+    if cfg.get("checkpoint_frames"):
+        # Checkpoint the WAL this often (frames) instead of every 1,000: crash tests of a
+        # short script then cut the power or kill the process in and around checkpoints.
+        from mobstore.storage import _checkpoint
+
+        _checkpoint.CHECKPOINT_FRAMES = int(cfg["checkpoint_frames"])
     vfs = None
     if cfg.get("power_loss"):
         from ._powerloss import PowerLossVFS
