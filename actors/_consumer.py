@@ -198,6 +198,12 @@ class Consumer:
         persisted = await cursors.get(self.name)
         if persisted is None:
             if self._after is not None:
+                # Checked before the cursor is pinned: a stale start must not be saved, or
+                # the next start under this name would resume from it once the log grew
+                # past it, silently skipping the events in between.
+                last = await mob._store._read(_events.last_cursor, mob.mob_id)
+                if self._after > last:
+                    raise StaleCursor(mob.mob_id, self._after, last)
                 persisted = self._after
             elif self._start == "latest":
                 persisted = await mob._store._read(_events.last_cursor, mob.mob_id)

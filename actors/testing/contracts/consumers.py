@@ -130,6 +130,24 @@ class ConsumerContract:
         with pytest.raises(StaleCursor):
             await c.wait_stopped()
 
+
+    async def test_stale_start_cursor_is_not_saved(self, store):
+        """after_cursor= past the last cursor stops the first start with StaleCursor and
+        pins nothing: a later start under the name, after the log grew past that cursor,
+        begins at the start of the log instead of skipping the events in between."""
+        mob = store.mob("m")
+        await mob.events.append_batch([_ev(i) for i in range(3)])
+        c = mob.consume("proj", lambda ev: None, after_cursor=10)
+        with pytest.raises(StaleCursor) as info:
+            await c.wait_stopped()
+        assert (info.value.after_cursor, info.value.latest_cursor) == (10, 3)
+        assert await mob.cursors.get("proj") is None
+        await mob.events.append_batch([_ev(i) for i in range(12)])  # cursors 4..15
+        seen: list[int] = []
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        await c.wait_cursor(15)
+        await c.stop()
+        assert seen == list(range(1, 16))
     async def test_after_clear_receives_new_events(self, store):
         """After clear, a resumed consumer receives the new events (cursors never reused)."""
         mob = store.mob("m")
