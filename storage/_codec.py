@@ -93,11 +93,30 @@ def _plain(value: Any, depth: int) -> bool:
     return False
 
 
+def check_utf8(value: str, field: str) -> str:
+    """Return the ``str`` ``value`` if it can be stored as UTF-8, that is, holds no lone
+    surrogate (``"\\ud800"``: Python strings can, SQLite text and JSON cannot); otherwise
+    raise :class:`InvalidInput` naming ``field``. Costs a scan only for non-ASCII text."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                field,
+                f"contains a lone surrogate ({value[exc.start]!r} at index {exc.start}); "
+                "it cannot be stored as UTF-8",
+            ) from None
+    return value
+
+
 def _check_json(value: Any, path: str, depth: int) -> None:
     # A hand-written walk: json.dumps would silently turn int keys into strings and accept
     # NaN-free floats only at the top. This gives the exact path of what is wrong.
     t = type(value)
-    if t is str or t is bool or value is None:
+    if t is str:
+        check_utf8(value, path)
+        return
+    if t is bool or value is None:
         return
     if t is int:
         if -(2**63) <= value <= MAX_INT:
@@ -113,6 +132,7 @@ def _check_json(value: Any, path: str, depth: int) -> None:
         for k, v in value.items():
             if type(k) is not str:
                 raise InvalidInput(path, f"key {k!r} is a {type(k).__name__}; JSON keys are strings")
+            check_utf8(k, f"{path} key {k!r}")
             _check_json(v, f"{path}[{k!r}]", depth + 1)
         return
     if t is list or t is tuple:
@@ -133,8 +153,15 @@ def encode_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> s
         _check_json(value, field, 0)  # raises, naming the path
         raise AssertionError(f"{field}: _plain and _check_json disagree")  # pragma: no cover
     text = _dumps(value)
-    # len(text) is a lower bound of the UTF-8 size; only measure bytes when it may matter.
-    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
+    if not text.isascii():
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate somewhere: name where
+            _check_json(value, field, 0)
+            raise AssertionError(f"{field}: _dumps and _check_json disagree") from None  # pragma: no cover
+    else:
+        size = len(text)
+    if size > max_bytes:
         raise InvalidInput(field, f"encodes to more than {max_bytes} bytes of JSON")
     return text
 
@@ -165,7 +192,7 @@ def check_id(value: Any, field: str) -> str:
         raise InvalidInput(field, f"is {len(value)} characters long; the limit is {MAX_ID_LEN}")
     if "\x00" in value:
         raise InvalidInput(field, "must not contain NUL characters")
-    return value
+    return check_utf8(value, field)
 
 
 def check_count(value: Any, field: str) -> int:

@@ -112,6 +112,12 @@ def translate(exc: BaseException, *, writing: bool) -> MobStoreError:
     """Map an apsw error to the mobstore hierarchy (the one place this happens)."""
     if isinstance(exc, MobStoreError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):
+        # A str that cannot be bound as UTF-8 (a lone surrogate) got past the callers'
+        # checks: bad input, not a failing disk (so no actor restarts for it).
+        err = InvalidInput("a string argument", f"cannot be stored as UTF-8 ({exc.reason}: {exc.object[exc.start:exc.end]!r})")
+        err.__cause__ = exc
+        return err
     if isinstance(exc, apsw.ConnectionClosedError):
         return StoreClosed("the store's database connection is closed")
     cls = WriteFailed if writing else ReadFailed
@@ -410,7 +416,7 @@ class Database:
                 return fn(conn, *args)
             finally:
                 conn.execute("COMMIT")
-        except apsw.Error as exc:
+        except (apsw.Error, UnicodeEncodeError) as exc:
             raise translate(exc, writing=False) from exc
 
     @contextlib.contextmanager

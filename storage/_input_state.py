@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from ._codec import MAX_INT as _MAX_INT, enum_converter
-from ._codec import check_count, check_time, utc_now
+from ._codec import check_count, check_time, check_utf8, utc_now
 from ._errors import InvalidInput
 from ._run_records import run_id_text
 
@@ -128,8 +128,10 @@ def _count(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
 
 
 def _opt_str(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
-    if value is not None and type(value) is not str:
-        raise InvalidInput(attr.name, f"must be a str or None, got {type(value).__name__}")
+    if value is not None:
+        if type(value) is not str:
+            raise InvalidInput(attr.name, f"must be a str or None, got {type(value).__name__}")
+        check_utf8(value, attr.name)
 
 
 def _time(field: str) -> Any:
@@ -414,8 +416,10 @@ class InputState:
         if durability is not None and type(durability) is not InputDurability:
             durability = _enum(InputDurability, "durability")(durability)
         _SET_DURABILITY(self, durability)
-        if idempotency_key is not None and type(idempotency_key) is not str:
-            raise InvalidInput("idempotency_key", f"must be a str or None, got {type(idempotency_key).__name__}")
+        if idempotency_key is not None:
+            if type(idempotency_key) is not str:
+                raise InvalidInput("idempotency_key", f"must be a str or None, got {type(idempotency_key).__name__}")
+            check_utf8(idempotency_key, "idempotency_key")
         _SET_IDEMPOTENCY_KEY(self, idempotency_key)
         if type(attempt_count) is not int or not 0 <= attempt_count <= _MAX_INT:
             check_count(attempt_count, "attempt_count")

@@ -30,6 +30,7 @@ from ._codec import (
     check_count,
     check_id,
     check_time,
+    check_utf8,
     decode_json,
     encode_json,
     encode_object,
@@ -55,6 +56,7 @@ def _bool(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
 def _str(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
     if type(value) is not str:
         raise InvalidInput(attr.name, f"must be a str, got {type(value).__name__}")
+    check_utf8(value, attr.name)
 
 
 def _to_tuple(value: Any) -> Any:
@@ -67,6 +69,7 @@ def _strs(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
     for i, v in enumerate(value):
         if type(v) is not str:
             raise InvalidInput(f"{attr.name}[{i}]", f"must be a str, got {type(v).__name__}")
+        check_utf8(v, f"{attr.name}[{i}]")
 
 
 def _opt_json(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
@@ -156,6 +159,7 @@ _OPTIONAL = ("backend", "max_inline_peer_notifications", "output_schema", "provi
 def _model(_inst: Any, _attr: Any, value: Any) -> None:
     if type(value) is not str or not value:
         raise InvalidInput("model", f"must be a non-empty str, got {value!r}")
+    check_utf8(value, "model")
 
 
 def _tools(_inst: Any, _attr: Any, value: Any) -> None:

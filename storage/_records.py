@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import check_id, check_time
+from ._codec import check_id, check_time, check_utf8
 from ._errors import InvalidInput
 
 
@@ -32,6 +32,7 @@ class NewMobEvent:
         # deep JSON check of the payload happens once, when the event is encoded for a write.
         if type(self.kind) is not str or not self.kind:
             raise InvalidInput("kind", f"must be a non-empty str, got {self.kind!r}")
+        check_utf8(self.kind, "kind")
         payload = self.payload
         if payload is None:
             object.__setattr__(self, "payload", {})

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import check_count, check_id, check_time, enum_converter
+from ._codec import check_count, check_id, check_time, check_utf8, enum_converter
 from ._errors import InvalidInput
 from ._kernel_state import KernelState
 
@@ -164,6 +164,7 @@ class FailureLedgerEntry:
     def _check_reason(self, _attr: Any, value: Any) -> None:
         if type(value) is not str:
             raise InvalidInput("reason", f"must be a str, got {type(value).__name__}")
+        check_utf8(value, "reason")
 
 
 # The snapshots have hand-written __init__ methods (init=False; attrs still writes equality,

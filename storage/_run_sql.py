@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._codec import check_id, check_time, encode_json, time_to_micros
+from ._codec import check_id, check_time, check_utf8, encode_json, time_to_micros
 from ._database import Transaction
 from ._errors import InvalidInput, NotFound
 from ._kernel_state import KernelState
@@ -21,34 +21,25 @@ TERMINAL = ("completed", "failed", "canceled")
 # -- encoding (caller side) -----------------------------------------------------------------
 
 
-def _text(text: str, field: str) -> str:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(field, "contains a lone surrogate; it cannot be stored as UTF-8") from None
-    return text
-
-
 def kernel_text(value: Any, field: str) -> str:
     """The canonical text of a :class:`KernelState` argument."""
     if type(value) is not KernelState:
         raise InvalidInput(field, f"must be a KernelState, got {type(value).__name__}")
-    return _text(value.canonical(), field)
+    return check_utf8(value.canonical(), field)
 
 
 def frame_text(value: Any, field: str) -> str:
     """The canonical text of a :class:`FrameSnapshot` argument (its kernel state)."""
     if type(value) is not FrameSnapshot:
         raise InvalidInput(field, f"must be a FrameSnapshot, got {type(value).__name__}")
-    return _text(value.kernel_state.canonical(), field)
+    return check_utf8(value.kernel_state.canonical(), field)
 
 
 def loop_text(value: Any, field: str) -> str:
     """The canonical text of a :class:`LoopSnapshot` argument (its kernel state)."""
     if type(value) is not LoopSnapshot:
         raise InvalidInput(field, f"must be a LoopSnapshot, got {type(value).__name__}")
-    return _text(value.kernel_state.canonical(), field)
+    return check_utf8(value.kernel_state.canonical(), field)
 
 
 def opt_json(value: Any, field: str) -> str | None:

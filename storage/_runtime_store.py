@@ -49,7 +49,7 @@ from typing import Any
 import apsw
 import attrs
 
-from ._codec import MAX_JSON_BYTES, _check_json, _dumps, _plain, decode_json
+from ._codec import MAX_JSON_BYTES, _check_json, _dumps, _plain, check_utf8, decode_json
 from ._database import Transaction
 from ._errors import CasConflict, DecodeError, InvalidInput
 from ._run_records import run_id_text
@@ -157,7 +157,13 @@ def _state_text(s: InputState, field: str, index: int | None, stamps: bool) -> s
     parts += (',"created_at":"', created, '","updated_at":"', updated, '"' if not stamps else '"}')
     text = "".join(parts)
     n = len(text) + (not stamps)  # the size of the whole object
-    if n * 4 > MAX_JSON_BYTES and len(text.encode("utf-8")) + (not stamps) > MAX_JSON_BYTES:
+    if not text.isascii():
+        # A lone surrogate in any string of the state (the opaque parts' strings were
+        # encoded by the C encoder unchecked) cannot be stored: name the state.
+        check_utf8(text, _at(field, index))
+        if n * 4 > MAX_JSON_BYTES and len(text.encode("utf-8")) + (not stamps) > MAX_JSON_BYTES:
+            raise InvalidInput(_at(field, index), f"encodes to more than {MAX_JSON_BYTES} bytes of JSON")
+    elif n > MAX_JSON_BYTES:
         raise InvalidInput(_at(field, index), f"encodes to more than {MAX_JSON_BYTES} bytes of JSON")
     return text
 
