@@ -21,6 +21,7 @@ import trio
 
 from mobstore.storage import AppendEvents, ClearEvents, PruneEvents, StoreIOError
 from mobstore.storage._atomic import Atomic, First, iter_applied
+from mobstore.storage._events import committed_events
 
 from ._request import Request
 from ._tail import Tail
@@ -85,7 +86,7 @@ class MobBehaviour:
                     if results[0]:
                         self.head = results[0][-1].cursor
                         if tail is not None:
-                            tail.push(results[0])
+                            tail.push(committed_events(cmds[0], results[0]))
                     continue
                 if t not in _FOLLOWED:  # e.g. one CAS: nothing to follow
                     continue
@@ -94,6 +95,6 @@ class MobBehaviour:
                 if t is AppendEvents and res:
                     self.head = res[-1].cursor
                     if tail is not None:
-                        tail.push(res)
+                        tail.push(committed_events(cmd, res))
                 elif tail is not None and (t is ClearEvents or t is PruneEvents):
                     tail.forget()  # removed events must not be served from memory

@@ -19,7 +19,9 @@ Live subscribers read from memory: the tail keeps the most recent committed even
 subscribers of a busy mob do not each re-read and re-decode every event. A subscriber whose
 cursor is not covered (it is behind, or the actor restarted, or events were cleared or
 pruned, which empties the memory) reads pages from the database as before. Events served from
-memory are the same objects for every subscriber: treat their payloads as read-only.
+memory are decoded from the stored text when pushed (never the appender's own payload dicts,
+which it may change after ``append`` returned), and are the same objects for every
+subscriber: treat their payloads as read-only.
 
 Backpressure: a slow subscriber holds at most one page of events; the log itself is the
 buffer, so a subscriber that falls behind costs no memory, only reads when it resumes.

@@ -16,6 +16,7 @@ import apsw
 import attrs
 
 from ._codec import (
+    _loads,
     check_count,
     check_time,
     decode_json,
@@ -99,6 +100,16 @@ class AppendEvents:
                 params,
             )
         return out
+
+
+def committed_events(cmd: AppendEvents, events: list[MobEvent]) -> list[MobEvent]:
+    """``events`` (the result of ``cmd``) with payloads decoded from the text that was
+    stored, not the caller's dicts, which the caller may still change after ``append``
+    returned: what live subscribers are served from memory must be what was committed."""
+    return [
+        MobEvent(e.cursor, e.timestamp, e.mob_id, e.kind, _loads(row[3]))
+        for e, row in zip(events, cmd.rows)
+    ]
 
 
 def _advance_head(tx: Transaction, mob: str, n: int) -> int:

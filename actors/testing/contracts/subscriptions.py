@@ -25,6 +25,15 @@ async def _take(sub, n: int) -> list[int]:
     return out
 
 
+async def _first(sub, n: int):
+    """The first ``n`` events of ``sub``."""
+    async for ev in sub:
+        yield ev
+        n -= 1
+        if n == 0:
+            return
+
+
 class SubscriptionContract:
     """``mob.events.subscribe`` / ``wait_cursor``: committed events, in order, no gaps."""
 
@@ -45,6 +54,23 @@ class SubscriptionContract:
             await log.append(_ev(4))
         assert got == [2, 3, 4, 5]
 
+
+    async def test_subscribers_see_the_committed_payload(self, store):
+        """An appender that changes its payload dict after ``append`` returned does not
+        change what live subscribers (served from memory) receive: the committed payload,
+        the same that ``poll`` reads back. Single appends and batches alike."""
+        log = store.mob("m").events
+        await log.wait_cursor(0)  # a tail exists: live events are kept in memory
+        one = {"n": 1, "nested": {"k": [1]}}
+        batch = [{"n": 2}, {"n": 3}]
+        await log.append(NewMobEvent("k", one))
+        await log.append_batch([NewMobEvent("k", p) for p in batch])
+        one["n"] = 999
+        one["nested"]["k"].append(2)
+        batch[1]["n"] = 999
+        got = [ev.payload async for ev in _first(log.subscribe(), 3)]
+        assert got == [{"n": 1, "nested": {"k": [1]}}, {"n": 2}, {"n": 3}]
+        assert [e.payload for e in await log.poll(0, 10)] == got
     async def test_many_appenders_many_subscribers(self, store):
         """Every subscriber sees exactly the committed sequence: in order, no gap, no dup."""
         log = store.mob("m").events
