@@ -23,7 +23,8 @@ from mobstore.storage import (
     _run_reads,
     _specs,
 )
-from mobstore.storage._codec import check_id
+from mobstore.storage._codec import check_id, check_utf8, encode_object
+from mobstore.storage._config import Validator, validate_config
 from mobstore.storage._run_records import run_id_text
 
 from ._committer import Committer, CommitterStatistics
@@ -80,13 +81,24 @@ class Store:
     """An open store. Get one from :func:`open_store`; every method is safe to call from any
     task of the trio run that opened it."""
 
-    def __init__(self, db: Database, nursery: trio.Nursery, committer: Committer, config: SupervisorConfig, crash_hook: CrashHook | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        nursery: trio.Nursery,
+        committer: Committer,
+        config: SupervisorConfig,
+        crash_hook: CrashHook | None,
+        realm: dict[str, Any] | None = None,
+    ) -> None:
         self._db = db
         self._committer = committer
         self._closed = False
         self._tails: dict[str, Tail] = {}  # live tails of mob logs (subscriptions)
         self._consumers: dict[tuple[str, str], Consumer] = {}  # running durable consumers
         self._supervisor = Supervisor(nursery, committer, self._behaviour, config, crash_hook)
+        # The realm config's options from open_store (initial config, validator, realm and
+        # instance ids): one ConfigRuntime for the store's life, so every store.config agrees.
+        self._config = ConfigRuntime(self, **(realm or {}))
 
     def _behaviour(self, key: str) -> Behaviour:
         kind, _, ident = key.partition(":")
@@ -111,8 +123,10 @@ class Store:
 
     @property
     def config(self) -> ConfigRuntime:
-        """The realm config (generation CAS), served by the ``"realm"`` actor."""
-        return ConfigRuntime(self)
+        """The realm config (generation CAS), served by the ``"realm"`` actor; its initial
+        value, validator and metadata are ``open_store``'s ``config``, ``config_validator``,
+        ``realm_id`` and ``instance_id``."""
+        return self._config
 
     async def get_run(self, run_id: uuid.UUID | str) -> MobRun | None:
         """The flow run ``run_id`` of any mob, or ``None``. Sees every acknowledged write.
@@ -233,6 +247,20 @@ class Store:
 _TUNING = {f.name for f in attrs.fields(SupervisorConfig)}
 
 
+def _realm_options(config: Any, validator: Any, realm_id: Any, instance_id: Any) -> dict[str, Any]:
+    """Check ``open_store``'s realm config options before anything is opened."""
+    if config is not None:
+        encode_object(config, "config")  # plain JSON object, or InvalidInput naming the path
+    if validator is not None and not callable(validator):
+        raise InvalidInput("config_validator", f"must be a callable or None, got {type(validator).__name__}")
+    for name, value in (("realm_id", realm_id), ("instance_id", instance_id)):
+        if value is not None:
+            if type(value) is not str:
+                raise InvalidInput(name, f"must be a str or None, got {type(value).__name__}")
+            check_utf8(value, name)
+    return {"initial": config, "validator": validator, "realm_id": realm_id, "instance_id": instance_id}
+
+
 @asynccontextmanager
 async def open_store(
     path: str | os.PathLike[str] | None = None,
@@ -245,6 +273,10 @@ async def open_store(
     vfs: str | None = None,
     wal_batching: bool = True,
     crash_hook: CrashHook | None = None,
+    config: dict[str, Any] | None = None,
+    config_validator: Validator | None = validate_config,
+    realm_id: str | None = None,
+    instance_id: str | None = None,
     **tuning: Any,
 ) -> AsyncIterator[Store]:
     """Open a store: a file at ``path``, or a private in-memory store when ``path`` is None.
@@ -269,6 +301,12 @@ async def open_store(
             one ``write`` (a C shim built at install time; on by default when it was built,
             see ``statistics().wal_batching``). ``False`` uses SQLite's default VFS as is.
         crash_hook: fault injection (``mobstore.actors.testing``); ``None`` in production.
+        config: the realm config before its first ``set`` or ``patch`` (default ``{}``):
+            what ``store.config.get()`` returns at generation 0. Nothing is written until
+            the first write; a stored config always wins over it.
+        config_validator: checks every new realm config before it is stored (default
+            :func:`mobstore.storage.validate_config`, upstream's rules; ``None``: none).
+        realm_id, instance_id: reported in the realm config's metadata.
         **tuning: fields of :class:`SupervisorConfig` (``mailbox_size``, ``idle_timeout``...).
 
     On exit the store stops accepting calls (they raise ``StoreClosed``), commits everything
@@ -283,9 +321,10 @@ async def open_store(
     unknown = set(tuning) - _TUNING
     if unknown:
         raise InvalidInput("open_store options", f"unknown {sorted(unknown)}; known: {sorted(_TUNING)}")
-    config = SupervisorConfig(**tuning)
+    sup = SupervisorConfig(**tuning)
     if type(group_commit) is not bool:
         raise InvalidInput("group_commit", f"must be True or False, got {group_commit!r}")
+    realm = _realm_options(config, config_validator, realm_id, instance_id)
     db = await trio.to_thread.run_sync(
         partial(
             Database.open, path, durability=durability, clock=clock, readers=readers,
@@ -295,7 +334,7 @@ async def open_store(
     try:
         async with trio.open_nursery() as outer:
             system = trio.CancelScope(shield=True)
-            committer = Committer(db, group_commit=group_commit, max_batch=max(1024, config.max_batch))
+            committer = Committer(db, group_commit=group_commit, max_batch=max(1024, sup.max_batch))
             store_box: list[Store] = []
 
             async def system_tasks(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -304,7 +343,7 @@ async def open_store(
                 with system:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(committer.run)
-                        store = Store(db, nursery, committer, config, crash_hook)
+                        store = Store(db, nursery, committer, sup, crash_hook, realm)
                         store_box.append(store)
                         nursery.start_soon(store._supervisor.sweep_idle)
                         task_status.started()

@@ -225,7 +225,7 @@ class Database:
         it was built (``wal_batching=False`` turns that off; see ``_wal_batching``).
 
         Raises:
-            InvalidInput: bad durability, readers, page_size or wal_batching.
+            InvalidInput: bad durability, readers, page_size, wal_batching or clock.
             StoreLocked: another open store owns the file.
             IncompatibleStore: a foreign file, or one written by a newer schema (untouched).
             StoreIOError: the file cannot be opened.
@@ -238,6 +238,8 @@ class Database:
             raise InvalidInput("page_size", f"must be a power of two from 512 to 65536, got {page_size!r}")
         if type(wal_batching) is not bool:
             raise InvalidInput("wal_batching", f"must be True or False, got {wal_batching!r}")
+        if clock is not None and not callable(clock):
+            raise InvalidInput("clock", f"must be a callable returning a UTC datetime, or None; got {type(clock).__name__}")
         clock = clock or utc_now
         if path is None:
             writer = _connect(":memory:", durability, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)

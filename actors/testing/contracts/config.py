@@ -257,6 +257,52 @@ class ConfigRuntimeContract:
         assert (snap.config, snap.generation) == ({"base": 1, "extra": 2}, 1)
         assert (await rt.set({"max_tokens": 0})).generation == 2  # default rules replaced
 
+    async def test_open_store_realm_options(self, backend):
+        """open_store(config=, config_validator=, realm_id=, instance_id=) configure
+        store.config (SEMANTICS.md §7.1-7.2): the initial config at generation 0 (nothing
+        written), the validator, and the metadata; every store.config is the same one."""
+
+        def no_debug(cfg: dict) -> None:
+            if cfg.get("debug"):
+                raise ValueError("debug must stay off")
+
+        opts = {"config": {"base": 1}, "config_validator": no_debug, "realm_id": "team", "instance_id": "i-1"}
+        async with backend.open(**opts) as s:
+            assert s.config is s.config
+            snap = await s.config.get()
+            assert (snap.config, snap.generation) == ({"base": 1}, 0)
+            assert (snap.metadata.realm_id, snap.metadata.instance_id) == ("team", "i-1")
+            with pytest.raises(InvalidInput, match="debug must stay off"):
+                await s.config.patch({"debug": True})
+            assert (await s.config.get()).generation == 0
+            snap = await s.config.patch({"extra": 2}, 0)
+            assert (snap.config, snap.generation) == ({"base": 1, "extra": 2}, 1)
+        # Reopened with another initial config: a stored config wins over it.
+        async with backend.open(config={"other": True}, config_validator=None) as s:
+            got = await s.config.get()
+            if backend.persistent:
+                assert (got.config, got.generation) == ({"base": 1, "extra": 2}, 1)
+            else:
+                assert (got.config, got.generation) == ({"other": True}, 0)
+            assert (await s.config.set({"max_tokens": 0})).config == {"max_tokens": 0}  # no validator
+
+    @pytest.mark.parametrize(
+        ("options", "field"),
+        [
+            ({"config": [1]}, "config"),
+            ({"config": {"a": float("nan")}}, "config['a']"),
+            ({"config_validator": 3}, "config_validator"),
+            ({"realm_id": 5}, "realm_id"),
+            ({"instance_id": "\ud800"}, "instance_id"),
+            ({"clock": 5}, "clock"),
+        ],
+    )
+    async def test_open_store_refuses_bad_realm_options(self, backend, options, field):
+        with pytest.raises(InvalidInput) as info:
+            async with backend.open(**options):
+                raise AssertionError("opened")  # pragma: no cover
+        assert info.value.field == field
+
     async def test_config_survives_reopen(self, backend):
         """A file store keeps the config and its generation across close and reopen."""
         async with backend.open() as s:
