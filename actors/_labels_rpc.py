@@ -22,9 +22,11 @@ Upstream compatibility rules kept here (and only here):
       own mob). Served from a whole store (``handle(store, ...)``), ``params["mob_id"]``
       names the mob.
 
-Errors: ``-32602`` (Invalid params, ``data`` says what: ``"run_id required"``, ``"labels must
-be a map of string to string: ..."``), ``-32601`` (Method not found), ``-32603`` (Internal
-error: the store failed, e.g. it is closed; ``data`` is the store's message).
+Errors: ``-32602`` with upstream's message ``"Invalid params: <what>"`` (``"Invalid params:
+run_id required"``, ``"Invalid params: labels must be a map of string to string: ..."``),
+``-32601`` (Method not found), ``-32603`` (Internal error: the store failed, e.g. it is
+closed). ``data`` repeats the detail alone (``"run_id required"``; for -32601 the method,
+for -32603 the store's message), for clients that match on it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class _Invalid(Exception):
 
 def _error(code: int, message: str, data: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "data": data}
+
+
+def _invalid(data: str) -> dict[str, Any]:
+    return _error(INVALID_PARAMS, f"Invalid params: {data}", data)
 
 
 def is_error(reply: dict[str, Any]) -> bool:
@@ -165,13 +171,13 @@ async def handle(target: Mob | Store, method: str, params: Any = None) -> dict[s
         if fn is None:
             reply = _error(METHOD_NOT_FOUND, "Method not found", method)
         elif type(params) is not dict:
-            reply = _error(INVALID_PARAMS, "Invalid params", f"params must be an object, got {_json_type(params)}")
+            reply = _invalid(f"params must be an object, got {_json_type(params)}")
         else:
             return await fn(_mob(target, params), params)
     except _Invalid as exc:
-        reply = _error(INVALID_PARAMS, "Invalid params", exc.data)
+        reply = _invalid(exc.data)
     except InvalidInput as exc:
-        reply = _error(INVALID_PARAMS, "Invalid params", str(exc))
+        reply = _invalid(str(exc))
     except MobStoreError as exc:
         reply = _error(INTERNAL_ERROR, "Internal error", str(exc))
     await trio.lowlevel.checkpoint()  # a checkpoint on every path, as every public async call

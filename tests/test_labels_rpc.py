@@ -11,7 +11,7 @@ from mobstore.actors._labels_rpc import is_error
 
 
 def invalid(data: str) -> dict:
-    return {"code": -32602, "message": "Invalid params", "data": data}
+    return {"code": -32602, "message": f"Invalid params: {data}", "data": data}
 
 
 class TestMethods:
@@ -83,7 +83,7 @@ class TestErrors:
         mob = store.mob("mob-a")
         for method, params in [("mobkit/mob_labels/set", {}), ("mobkit/run_labels/set", {"run_id": "r"})]:
             reply = await handle_labels_rpc(mob, method, {**params, "labels": labels})
-            assert reply["code"] == -32602 and reply["message"] == "Invalid params"
+            assert reply["code"] == -32602 and reply["message"] == f"Invalid params: {reply['data']}"
             assert reply["data"].startswith("labels must be a map of string to string: ")
             assert detail in reply["data"]
         assert await mob.labels.list() == []
