@@ -331,6 +331,10 @@ async def open_store(
             page_size=page_size, vfs=vfs, wal_batching=wal_batching,
         )
     )
+    # The caller's block runs inside the system nursery (its tasks must outlive the block),
+    # but what the block raises is caught there and re-raised after the nursery closed:
+    # a caller's InvalidInput comes out as itself, not wrapped in an ExceptionGroup.
+    raised: BaseException | None = None
     try:
         async with trio.open_nursery() as outer:
             system = trio.CancelScope(shield=True)
@@ -348,13 +352,24 @@ async def open_store(
                         nursery.start_soon(store._supervisor.sweep_idle)
                         task_status.started()
 
-            await outer.start(system_tasks)
+            # Shielded: the system tasks are shielded, so once started they run until
+            # _aclose; a cancellation landing in start() would skip the finally below and
+            # leave the nursery waiting for them forever. Starting takes no I/O.
+            with trio.CancelScope(shield=True):
+                await outer.start(system_tasks)
             store = store_box[0]
             try:
                 yield store
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                raised = exc
             finally:
                 with trio.CancelScope(shield=True):
                     await store._aclose()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(db.close)
+    if raised is not None:
+        try:
+            raise raised
+        finally:
+            raised = None  # no reference cycle through the frame
