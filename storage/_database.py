@@ -133,8 +133,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__} (SQLite code {code}): {text}" if code is not None else f"{type(exc).__name__}: {text}"
 
 
-def _lock_file(path: str) -> int:
-    lock_path = path + ".lock"
+def _lock_file(real_path: str, path: str) -> int:
+    """Take the store's owner lock (``<real path>.lock``, flock); :class:`StoreLocked`
+    naming ``path`` (as the caller spelled it) if another open store holds it."""
+    lock_path = real_path + ".lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -248,8 +250,15 @@ class Database:
             return cls(None, writer, [writer], None, clock, durability)
 
         path = os.path.abspath(os.fspath(path))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        lock_fd = _lock_file(path)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            # The lock sits beside the real file: opened through a symlink (or by another
+            # spelling of the path), the store is still owned by one process at a time.
+            lock_fd = _lock_file(os.path.realpath(path), path)
+        except StoreIOError:  # StoreLocked
+            raise
+        except OSError as exc:
+            raise StoreIOError(f"cannot open store {path!r}: {type(exc).__name__}: {exc}") from exc
         conns: list[apsw.Connection] = []
         try:
             flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE

@@ -182,3 +182,33 @@ class TestOpen:
             assert r.stdout.strip() == f"LOCKED {p}"
         finally:
             d.close()
+
+    def test_a_symlink_to_an_owned_file_is_locked_too(self, tmp_path):
+        """The owner lock belongs to the real file: opening it through a symlink (in this
+        process or another) is StoreLocked, naming the path as given."""
+        p, link = tmp_path / "s.db", tmp_path / "link.db"
+        d = Database.open(p)
+        link.symlink_to(p)
+        try:
+            with pytest.raises(StoreLocked) as info:
+                Database.open(link)
+            assert info.value.path == str(link)
+            code = (
+                "import sys\n"
+                "from mobstore.storage import Database, StoreLocked\n"
+                "try:\n    Database.open(sys.argv[1])\n"
+                "except StoreLocked as e:\n    print('LOCKED', e.path); sys.exit(3)\n"
+            )
+            r = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 3, r.stderr
+        finally:
+            d.close()
+        Database.open(link).close()  # released: the link opens the same store
+
+    def test_a_path_that_cannot_be_created_is_store_io_error(self, tmp_path):
+        """Not a bare OSError: a parent that is a file, or a directory that cannot exist."""
+        (tmp_path / "file.txt").write_text("x")
+        with pytest.raises(StoreIOError, match="cannot open store"):
+            Database.open(tmp_path / "file.txt" / "s.db")
+        with pytest.raises(StoreIOError, match="cannot open store"):
+            Database.open("/proc/no-such-dir/s.db")
