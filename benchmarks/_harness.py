@@ -181,10 +181,56 @@ def _check(args: argparse.Namespace) -> tuple[dict[str, Any], list[_registry.Wor
         if not any(w.sweep and w.workers_option() for w in workloads):
             names = ", ".join(w.name for w in _registry.WORKLOADS.values() if w.sweep)
             raise ValueError(f"--plot needs a workload with a worker sweep ({names})")
+    for w in workloads:
+        _check_options(w, w.options(given, suite=suite))
+    if args.dir is not None and not os.path.isdir(args.dir):
+        raise ValueError(f"--dir {args.dir}: no such directory")
     for path in (args.json, args.plot):
-        if path and os.path.dirname(path) and not os.path.isdir(os.path.dirname(path)):
-            raise ValueError(f"{path}: no such directory")
+        if path:
+            _check_writable(path)
     return given, workloads, suite, missing, sweep
+
+
+#: Integer options for which 0 is a size that makes sense (input ids per boundary, messages
+#: per session, events per mob before a restart, backoff seconds); the others count workers,
+#: operations, mobs... and must be at least 1.
+_ZERO_OK = {"inputs", "messages", "events", "backoff"}
+
+
+def _check_options(w: _registry.Workload, opts: dict[str, Any]) -> None:
+    """Each option's value against the type of its default (a size is a positive integer,
+    a switch true or false): a bad value fails here, not with a traceback mid-run."""
+    defaults = w.defaults
+    for key, value in opts.items():
+        default = defaults.get(key)
+        where = f"{w.name}: {key}={value!r}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: expected true or false")
+        elif isinstance(default, (int, float)):
+            kinds = (int,) if isinstance(default, int) else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ValueError(f"{where}: expected {'an integer' if kinds == (int,) else 'a number'}")
+            low = 0 if key in _ZERO_OK else 1
+            if value < low:
+                raise ValueError(f"{where}: must be at least {low}")
+        elif key == "durability" and value not in ("full", "normal"):
+            raise ValueError(f"{where}: expected full or normal")
+
+
+def _check_writable(path: str) -> None:
+    """Fail now, not after the whole run, if an output file cannot be written (a file
+    created by the check is removed again)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory")
+    existed = os.path.exists(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    os.close(fd)
+    if not existed:
+        os.unlink(path)
 
 
 def _sweep(w: _registry.Workload, opts: dict[str, Any], results: list[Result], sweep: list[int],

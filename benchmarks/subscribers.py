@@ -66,8 +66,8 @@ async def _catch_up(path: str, backlog: int, durability: str) -> list[Result]:
     async with open_store(path, durability=durability) as store:
         mob = store.mob("backlog")
         batch = [NewMobEvent("tick", {"n": i}) for i in range(1000)]
-        for _ in range(backlog // 1000):
-            await mob.events.append_batch(batch)
+        for start in range(0, backlog, len(batch)):
+            await mob.events.append_batch(batch[: backlog - start])
         head = await mob.events.last_cursor()
 
         t0 = clock()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import pathlib
 import struct
 import zlib
 
@@ -350,3 +352,54 @@ def test_median_run_keeps_the_middle_runs_latencies():
     assert (got.seconds, got.p50_ms) == (2.0, 3.0)
     assert got.settings == {"repeat": 3, "runs_ops_per_s": [100.0, 25.0, 50.0]}
     assert _median_run(runs[:2]).seconds == 4.0  # 25/s and 100/s: the lower middle
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cas", "--workers", "-1"], "cas: workers=-1: must be at least 1"),
+        (["cas", "--ops", "0"], "cas: ops=0: must be at least 1"),
+        (["appends", "--mobs", "0"], "appends: mobs=0: must be at least 1"),
+        (["boundaries", "--runtimes", "0"], "boundaries: runtimes=0: must be at least 1"),
+        (["restart", "--mobs", "0"], "restart: mobs=0: must be at least 1"),
+        (["subscribers", "--subscribers", "0"], "subscribers: subscribers=0: must be at least 1"),
+        (["subscribers", "--workers", "0"], "subscribers: appenders=0: must be at least 1"),
+        (["subscribers", "--backlog", "0"], "subscribers: backlog=0: must be at least 1"),
+        (["cas", "-o", "contended=maybe"], "cas: contended='maybe': expected true or false"),
+        (["cas", "-o", "contended_ops=1.5"], "cas: contended_ops=1.5: expected an integer"),
+        (["cas", "-o", "durability=fast"], "cas: durability='fast': expected full or normal"),
+        (["cas", "--dir", "/nonexistent-dir"], "--dir /nonexistent-dir: no such directory"),
+    ],
+)
+def test_bench_refuses_bad_sizes_before_running(tmp_path, capsys, argv, message):
+    """Exit 2 with one line naming the option, nothing run and no file written (before:
+    tables of 0 ops/s, ZeroDivisionError tracebacks, or a hang for the subscribers)."""
+    js = tmp_path / "r.json"
+    assert main(["bench", *argv, "--json", str(js), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"mobstore bench: {message}", err
+    assert not js.exists()
+
+
+def test_bench_checks_output_paths_before_running(tmp_path, capsys):
+    """An output path that cannot be written fails at once, not after the run."""
+    assert main(["bench", "cas", "--json", str(tmp_path), "-q"]) == 2
+    assert f"{tmp_path}: is a directory" in capsys.readouterr().err
+    (tmp_path / "ro").mkdir(mode=0o500)
+    target = tmp_path / "ro" / "r.json"
+    if os.access(tmp_path / "ro", os.W_OK):  # root ignores the mode: use a missing parent
+        target = pathlib.Path("/proc/mobstore-nope/r.json")
+    assert main(["bench", "cas", "--json", str(target), "-q"]) == 2
+    assert f"{target}: cannot be written" in capsys.readouterr().err
+    assert main(["bench", "cas", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path), "-q"]) == 2
+    assert not (tmp_path / "r.json").exists()  # the check leaves no file behind
+
+
+def test_bench_subscribers_backlog_below_one_batch(tmp_path, capsys):
+    """A backlog that is not a multiple of the 1,000-event batch (it used to hang)."""
+    js = tmp_path / "r.json"
+    rc = main(["bench", "subscribers", "--workers", "2", "--ops", "3", "--subscribers", "2", "--backlog", "10",
+               "--dir", str(tmp_path), "--json", str(js), "-q"])
+    assert rc == 0
+    rows = json.loads(js.read_text())["workloads"]["subscribers"]["results"]
+    assert [r["ops"] for r in rows[1:]] == [10, 10]
