@@ -53,6 +53,25 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A non-negative count option."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return n
+
+
+def _positive(text: str) -> int:
+    """A positive count option."""
+    n = _count(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return n
+
+
 def _inspect_limit(text: str) -> int | str:
     """A list limit of `mobstore inspect`: a count (0: counts only) or `all`."""
     if text == "all":
@@ -67,8 +86,14 @@ def _inspect_limit(text: str) -> int | str:
 
 
 def _chaos(args: argparse.Namespace) -> int:
+    import os
+
     from mobstore.actors.testing import run_chaos
 
+    if args.path is not None and os.path.exists(args.path) and os.path.getsize(args.path) > 0:
+        # The loop writes its own mobs and checks them: never into somebody's store.
+        print(f"mobstore chaos: {args.path} exists; the loop needs a new store file: pass a new --path", file=sys.stderr)
+        return 2
     report = run_chaos(args.iterations, args.seed, args.durability, progress=print, path=args.path)
     print(report.table())
     return 0 if report.ok else 1
@@ -109,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--run RUN_ID shows one run in full. Opens the file read-only: it never writes.",
     )
     insp.add_argument("path", help="the store file")
-    insp.add_argument("--tail", type=int, default=5, help="newest events to show per mob")
+    insp.add_argument("--tail", type=_count, default=5, help="newest events to show per mob")
     insp.add_argument("--mob", help="show only this mob, and the runtimes linked to its runs")
     insp.add_argument("--run", metavar="RUN_ID", help="show this run in full (every frame, loop, ledger entry and output, "
                                                       "and its runtimes' receipts) instead of the overview")
@@ -123,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     insp.set_defaults(func=_inspect)
 
     chaos = sub.add_parser("chaos", help="kill -9 loop: a child writes, gets SIGKILLed, the store is verified")
-    chaos.add_argument("--iterations", type=int, default=200)
+    chaos.add_argument("--iterations", type=_positive, default=200)
     chaos.add_argument("--seed", type=int, default=0)
     chaos.add_argument("--durability", choices=["full", "normal"], default="full")
     chaos.add_argument("--path", help="store file (default: a temp file, removed if every check passes)")

@@ -1,9 +1,12 @@
 """A read-only look into a store file (``mobstore inspect``).
 
 The file is opened with ``SQLITE_OPEN_READONLY`` and without the owner lock, so it can be
-inspected while a store owns it; nothing here can write (SQLite refuses it on such a
-connection; a closed store is opened ``immutable`` so not even -wal/-shm files appear), and
-the marks are checked first, so a foreign or newer file is refused.
+inspected while a store owns it; nothing here can write the database or its WAL (SQLite
+refuses it on such a connection), and the marks are checked first, so a foreign or newer
+file is refused. A closed store (no WAL beside it) is opened ``immutable``: no -wal or -shm
+file appears. With a WAL (a store owns the file, or crashed), SQLite's reader uses the
+``-shm`` wal-index beside it, and creates or rebuilds it if it is missing or stale (a crashed
+store): an index SQLite derives from the WAL, never data, but a file that may change.
 
 Everything is read in one read transaction, so the sections agree with each other. Lists
 are bounded by :class:`~._inspect_decode.Limits` (counts always cover everything), so a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 
 from mobstore.actors._cli import main
@@ -95,3 +96,27 @@ def test_chaos_cli(capsys):
     assert main(["chaos", "--iterations", "2", "--seed", "3", "--durability", "normal"]) == 0
     out = capsys.readouterr().out
     assert "every acknowledged commit present" in out and "verdict: PASS" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["chaos", "--iterations", "0"], "'0' must be 1 or more"),
+        (["chaos", "--iterations", "-2"], "'-2' is not a count"),
+        (["inspect", "x.db", "--tail", "-1"], "'-1' is not a count"),
+    ],
+)
+def test_cli_refuses_bad_counts(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_chaos_refuses_an_existing_store(tmp_path, capsys):
+    """The kill -9 loop writes its own mobs: never into a file that exists."""
+    p = tmp_path / "mine.db"
+    p.write_bytes(b"precious")
+    assert main(["chaos", "--iterations", "1", "--path", str(p)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert p.read_bytes() == b"precious"
