@@ -77,12 +77,9 @@ def _inspect_limit(text: str) -> int | str:
     if text == "all":
         return text
     try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...) or 'all'")
-    return n
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...) or 'all'") from None
 
 
 def _chaos(args: argparse.Namespace) -> int:

@@ -301,22 +301,22 @@ def _str_keys(value: Any) -> bool:
     measured slower.)"""
     t = type(value)
     if t is dict or (t is not list and t is not tuple and isinstance(value, dict)):
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str and not isinstance(k, str):
                 return False
-            tv = type(v)
-            if tv is str or tv is int or tv is float or tv is bool or v is None:
-                continue
-            if not _str_keys(v):
-                return False
-        return True
+        return _items_str_keys(value.values())
     if t is list or t is tuple or isinstance(value, (list, tuple)):
-        for v in value:
-            tv = type(v)
-            if tv is str or tv is int or tv is float or tv is bool or v is None:
-                continue
-            if not _str_keys(v):
-                return False
+        return _items_str_keys(value)
+    return True
+
+
+def _items_str_keys(items: Any) -> bool:
+    for v in items:
+        tv = type(v)
+        if tv is str or tv is int or tv is float or tv is bool or v is None:
+            continue
+        if not _str_keys(v):
+            return False
     return True
 
 

@@ -26,6 +26,17 @@ from mobstore.storage import (
 )
 
 
+
+def _open_in_child(path) -> subprocess.CompletedProcess:
+    """Open ``path`` in another process: exit 3 and ``LOCKED <path>`` if StoreLocked."""
+    code = (
+        "import sys\n"
+        "from mobstore.storage import Database, StoreLocked\n"
+        "try:\n    Database.open(sys.argv[1])\n"
+        "except StoreLocked as e:\n    print('LOCKED', e.path); sys.exit(3)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+
 class Unit:
     def __init__(self, *commands):
         self.commands = commands
@@ -171,13 +182,7 @@ class TestOpen:
         p = tmp_path / "s.db"
         d = Database.open(p)
         try:
-            code = (
-                "import sys\n"
-                "from mobstore.storage import Database, StoreLocked\n"
-                "try:\n    Database.open(sys.argv[1])\n"
-                "except StoreLocked as e:\n    print('LOCKED', e.path); sys.exit(3)\n"
-            )
-            r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=60)
+            r = _open_in_child(p)
             assert r.returncode == 3, r.stderr
             assert r.stdout.strip() == f"LOCKED {p}"
         finally:
@@ -193,13 +198,7 @@ class TestOpen:
             with pytest.raises(StoreLocked) as info:
                 Database.open(link)
             assert info.value.path == str(link)
-            code = (
-                "import sys\n"
-                "from mobstore.storage import Database, StoreLocked\n"
-                "try:\n    Database.open(sys.argv[1])\n"
-                "except StoreLocked as e:\n    print('LOCKED', e.path); sys.exit(3)\n"
-            )
-            r = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True, text=True, timeout=60)
+            r = _open_in_child(link)
             assert r.returncode == 3, r.stderr
         finally:
             d.close()
