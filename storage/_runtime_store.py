@@ -49,6 +49,7 @@ from typing import Any
 import apsw
 import attrs
 
+from ._codec import MAX_INT as _MAX_INT
 from ._codec import MAX_JSON_BYTES, _check_json, _dumps, _plain, check_utf8, decode_json
 from ._database import Transaction
 from ._errors import CasConflict, DecodeError, InvalidInput
@@ -250,6 +251,10 @@ class CommitSessionBoundary:
         for c in cmds:
             rid, run = c.runtime_id, c.run_id
             seq = nxt[rid, run]
+            if type(seq) is not int or seq > _MAX_INT:
+                # SQLite's MAX(sequence) + 1 past 2**63 - 1 turns into a float: refuse it
+                # (the unit rolls back) rather than store a receipt nothing can read back.
+                raise InvalidInput("run_id", f"run {run} of runtime {rid!r} has used every receipt sequence (up to {_MAX_INT})")
             nxt[rid, run] = seq + 1
             receipts.append((rid, run, seq, *c.receipt_row))
             if c.updates:

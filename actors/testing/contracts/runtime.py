@@ -198,6 +198,24 @@ class RuntimeStoreContract:
         assert len(await rt.load_input_states()) == 1
         assert await rt.load_boundary_receipt(run, 0) == first
 
+    async def test_the_last_sequence_is_2_63_minus_1(self, store):
+        """A run whose receipts reached 2**63 - 1 (atomic_apply takes caller-minted
+        sequences) refuses the next boundary with InvalidInput and writes nothing; before,
+        SQLite's MAX + 1 overflowed into a float receipt that made the runtime unreadable.
+        Other runs of the runtime, and the boundaries batched with it, are unaffected."""
+        rt, full, other = store.runtime("rt"), uuid.uuid4(), uuid.uuid4()
+        last = RunBoundaryReceipt(run_id=full, boundary="immediate", sequence=2**63 - 1)
+        await rt.atomic_apply(None, last)
+        async with trio.open_nursery() as n:  # likely one group commit: isolation inside it
+            n.start_soon(rt.commit_session_boundary, delta({"o": 1}), other, "immediate")
+            with pytest.raises(InvalidInput, match="used every receipt sequence") as info:
+                await rt.commit_session_boundary(delta({"x": 1}), full, "immediate", [], [state()])
+        assert info.value.field == "run_id"
+        assert await rt.load_boundary_receipts(full) == [last]
+        assert [r.sequence for r in await rt.load_boundary_receipts(other)] == [0]
+        assert json.loads(await rt.load_session_snapshot())["messages"] == [{"o": 1}]
+        assert await rt.load_input_states() == []
+
     async def test_atomic_lifecycle_commit_persists_state_and_inputs(self, store):
         """The runtime state and every input state are stored by one call."""
         rt = store.runtime("rt")
