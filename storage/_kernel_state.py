@@ -78,6 +78,13 @@ class KernelFields(Mapping[str, KernelValue]):
         pairs = fields.items() if isinstance(fields, Mapping) else fields
         d: dict[str, KernelValue] = {}
         for pair in pairs:
+            if (type(pair) is not tuple and type(pair) is not list) or len(pair) != 2:
+                # Not a (name, value) pair: "ab" would unpack as a -> "b", [1, 2, 3] fail
+                # with a bare ValueError.
+                raise InvalidInput(
+                    "KernelState.fields",
+                    f"must be a mapping of name to kernel value or (name, value) pairs; got an item of type {type(pair).__name__}",
+                )
             name, value = pair
             _check_str(name, "KernelState.fields (a field name)")
             d[name] = kernel_value(value, f"KernelState.fields[{name!r}]")

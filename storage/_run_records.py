@@ -259,9 +259,10 @@ def _loop_outputs(value: Any) -> dict[str, list[dict[str, Any]]]:
     field = "loop_iteration_outputs"
     if not isinstance(value, Mapping):
         raise InvalidInput(field, f"must be a dict of loop id to a list of dicts, got {type(value).__name__}")
+    for loop_id in value:  # before sorting: keys of mixed types cannot be sorted
+        check_id(loop_id, f"{field} key")
     out: dict[str, list[dict[str, Any]]] = {}
     for loop_id in sorted(value):
-        check_id(loop_id, f"{field} key")
         iterations = value[loop_id]
         if type(iterations) is not list and type(iterations) is not tuple:
             raise InvalidInput(f"{field}[{loop_id!r}]", f"must be a list of dicts, got {type(iterations).__name__}")

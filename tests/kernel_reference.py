@@ -1,7 +1,9 @@
 """A verbatim copy (docstrings dropped) of the kernel-state classes and of the run snapshots
 as they were before their hand-written constructors: the reference that
 ``test_kernel_fastpaths`` compares the current code with, value for value and error for
-error. Not imported by the package; keep it as it is."""
+error. Not imported by the package; keep it as it is, except for deliberate rule changes
+made to both (2026-11-25: an item of ``fields`` that is not a (name, value) pair is
+InvalidInput, not a bare TypeError/ValueError or a string unpacked as a pair)."""
 
 from __future__ import annotations
 
@@ -334,6 +336,13 @@ class KernelFields(Mapping[str, KernelValue]):
         pairs = fields.items() if isinstance(fields, Mapping) else fields
         d: dict[str, KernelValue] = {}
         for pair in pairs:
+            if (type(pair) is not tuple and type(pair) is not list) or len(pair) != 2:
+                # Not a (name, value) pair: "ab" would unpack as a -> "b", [1, 2, 3] fail
+                # with a bare ValueError.
+                raise InvalidInput(
+                    "KernelState.fields",
+                    f"must be a mapping of name to kernel value or (name, value) pairs; got an item of type {type(pair).__name__}",
+                )
             name, value = pair
             _check_str(name, "KernelState.fields (a field name)")
             d[name] = kernel_value(value, f"KernelState.fields[{name!r}]")

@@ -180,6 +180,11 @@ class TestValidation:
             lambda: KernelState("P", {1: KU64(1)}),
             lambda: KernelState("P", {"x": 1.5}),
             lambda: kernel_value(object()),
+            # fields as an iterable whose items are not (name, value) pairs: before, a bare
+            # TypeError / ValueError, and "ab" was taken as the pair a -> "b"
+            lambda: KernelState("P", [1, 2]),
+            lambda: KernelState("P", [("x", 1, 2)]),
+            lambda: KernelState("P", ["ab"]),
         ],
     )
     def test_bad_values_are_invalid_input(self, make):

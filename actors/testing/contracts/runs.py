@@ -163,6 +163,8 @@ class RunStoreContract(RunCasContract):
             MobRun(run_id=uuid.uuid4(), mob_id="m", flow_id="f", status="done")
         with pytest.raises(InvalidInput, match="iteration"):
             LoopIterationLedgerEntry(loop_instance_id="l", iteration=-1, frame_id="f")
+        with pytest.raises(InvalidInput, match="loop_iteration_outputs key"):  # was a TypeError from sorting
+            MobRun(run_id=uuid.uuid4(), mob_id="m", flow_id="f", loop_iteration_outputs={1: [], "a": []})
         assert await runs.list_runs() == []
         run = await new_run(store)
         with pytest.raises(InvalidInput, match="StepLedgerEntry"):
