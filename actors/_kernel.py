@@ -150,7 +150,8 @@ async def _serve(
         done = committer.submit(batch)
         slot.taken = []
         # Paces the actor (one group in flight) so `committed` sees results in order. (`busy`
-        # is True here, so the sweeper never cancels this wait.)
+        # is True here, and the sweeper cancels only an actor parked in receive() with
+        # nothing handed to it, so this wait is never cancelled by passivation.)
         await done.wait()
         for r in batch:
             if r.error is None:

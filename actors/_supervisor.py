@@ -105,15 +105,24 @@ class Supervisor:
         with self._sweeper:
             while True:
                 await trio.sleep(timeout / 4)
-                horizon = trio.current_time() - timeout
-                for slot in list(self._slots.values()):
-                    if (
-                        not slot.busy
-                        and slot.last_active <= horizon
-                        and slot.idle_scope is not None
-                        and slot.receive.statistics().current_buffer_used == 0
-                    ):
-                        slot.idle_scope.cancel()
+                self._sweep(trio.current_time() - timeout)
+
+    def _sweep(self, horizon: float) -> None:
+        """Passivate every actor idle since before ``horizon`` and parked in ``receive()``
+        on an empty mailbox. Parked *right now* matters: a send hands its request straight
+        to a parked receiver (the buffer stays empty and ``busy`` false until the actor
+        runs), and cancelling then would cancel the actor later, in its wait for the
+        commit, skipping ``committed`` (tail heads not advanced: waiters never woken). A
+        handed-over request takes the actor off the channel's waiting list at once."""
+        for slot in list(self._slots.values()):
+            if (
+                not slot.busy
+                and slot.last_active <= horizon
+                and slot.idle_scope is not None
+                and (stats := slot.receive.statistics()).current_buffer_used == 0
+                and stats.tasks_waiting_receive > 0
+            ):
+                slot.idle_scope.cancel()
 
     def slot(self, key: str) -> Slot:
         """The live slot for ``key``, started on first use. Synchronous."""

@@ -212,6 +212,60 @@ async def test_idle_actor_is_passivated_and_reactivated(autojump_clock):
         assert store.statistics().actors_started == 2
 
 
+class _SweepAfterSend(trio.abc.Instrument):
+    """Runs the idle sweep right after the step of ``task`` in which its append handed the
+    request to the parked actor, before the actor ran (the race of a sweep falling in the
+    same scheduler batch as a send)."""
+
+    def __init__(self, supervisor, task, key: str) -> None:
+        self.supervisor, self.task, self.key, self.fired = supervisor, task, key, False
+
+    def after_task_step(self, task) -> None:
+        slot = self.supervisor._slots.get(self.key)
+        if task is not self.task or self.fired or slot is None:
+            return
+        stats = slot.receive.statistics()
+        if not slot.busy and stats.current_buffer_used == 0 and stats.tasks_waiting_receive == 0:
+            self.fired = True  # handed over, the actor has not run yet
+            self.supervisor._sweep(float("inf"))
+
+
+async def test_a_sweep_racing_a_send_does_not_lose_the_commits_wake_ups(mock_clock):
+    """An idle sweep that lands after a request was handed to the parked actor but before
+    the actor ran must not passivate it: before, it cancelled the actor in its wait for the
+    commit, so ``committed`` never ran and a waiter on that cursor hung for ever. (A clock
+    that does not jump: no sweep but the forced one.)"""
+    async with open_store(idle_timeout=1000) as store:
+        log = store.mob("m").events
+        await log.append(ev())
+        woken = trio.Event()
+
+        async def waiter() -> None:
+            await log.wait_cursor(2)
+            woken.set()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(waiter)
+            # Until the waiter is parked on the tail (it reads the head in a worker thread
+            # first, which wait_all_tasks_blocked counts as blocked), then the actor in receive().
+            while "m" not in store._tails or store._tails["m"]._moved.statistics().tasks_waiting == 0:
+                await trio.testing.wait_all_tasks_blocked()
+                await trio.lowlevel.checkpoint()
+            await trio.testing.wait_all_tasks_blocked()
+            inst = _SweepAfterSend(store._supervisor, trio.lowlevel.current_task(), "mob:m")
+            trio.lowlevel.add_instrument(inst)
+            try:
+                assert (await log.append(ev())).cursor == 2
+            finally:
+                trio.lowlevel.remove_instrument(inst)
+            await trio.testing.wait_all_tasks_blocked()
+            if not woken.is_set():
+                n.cancel_scope.cancel()
+        assert inst.fired, "the race was not set up"
+        assert woken.is_set(), "the commit of cursor 2 never woke its waiter"
+        assert store.statistics().passivated == 0
+
+
 async def test_mailbox_is_bounded(autojump_clock):
     """A flooded actor makes callers wait in send (backpressure), never grows its queue
     beyond mailbox_size."""
