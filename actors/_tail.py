@@ -127,6 +127,7 @@ class Subscription:
         self.cursor = check_count(after_cursor, "after_cursor")
         self._page: deque[MobEvent] = deque()
         self._tail: Tail | None = None
+        self._stale: StaleCursor | None = None
 
     def __aiter__(self) -> Subscription:
         return self
@@ -140,10 +141,16 @@ class Subscription:
 
     async def _fill(self) -> None:
         store, mob = self._store, self._mob_id
+        if self._stale is not None:
+            # Sticky: iterating again must not carry on from a cursor of another log once
+            # this log has grown past it (that would skip the events in between silently).
+            raise self._stale
         if self._tail is None:
-            self._tail = await _tail(store, mob)
-            if self.cursor > self._tail.head:
-                raise StaleCursor(mob, self.cursor, self._tail.head)
+            tail = await _tail(store, mob)
+            if self.cursor > tail.head:
+                self._stale = StaleCursor(mob, self.cursor, tail.head)
+                raise self._stale
+            self._tail = tail
         tail = self._tail
         while True:
             page = tail.after(self.cursor, PAGE)

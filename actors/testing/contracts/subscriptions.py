@@ -138,6 +138,21 @@ class SubscriptionContract:
         with pytest.raises(StaleCursor):
             await _take(store.mob("empty").events.subscribe(after_cursor=1), 1)
 
+    async def test_a_stale_subscription_stays_stale(self, store):
+        """Iterating a subscription again after its StaleCursor raises it again, also once
+        the log has grown past that cursor (it used to carry on from there, skipping)."""
+        log = store.mob("m").events
+        await log.append_batch([_ev(), _ev()])
+        sub = log.subscribe(after_cursor=5)
+        with pytest.raises(StaleCursor):
+            await sub.__anext__()
+        await log.append_batch([_ev(i) for i in range(8)])  # cursors 3..10
+        for _ in range(2):
+            with pytest.raises(StaleCursor) as info:
+                await sub.__anext__()
+            assert (info.value.after_cursor, info.value.latest_cursor) == (5, 2)
+        assert sub.cursor == 5
+
     async def test_after_clear_old_cursors_stay_valid(self, store):
         """After clear, a subscriber at an old cursor gets exactly the new events (cursors
         are never reused, so the stale-but-valid cursor cannot skip them)."""
