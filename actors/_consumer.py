@@ -101,6 +101,8 @@ class Consumer:
         self.retries = 0
         self.error: BaseException | None = None
         self._scope = trio.CancelScope()
+        #: True while the consumer has handled everything committed and waits for more.
+        self._idle = False
         self._stopped = trio.Event()
         self._progress = trio.Event()
         self._ready = trio.Event()
@@ -108,15 +110,28 @@ class Consumer:
     # -- public ------------------------------------------------------------------------------
 
     async def wait_cursor(self, cursor: int) -> None:
-        """Return once the consumer has handled every event up to ``cursor``.
+        """Return once the consumer has handled every event up to ``cursor``: its own
+        cursor reached it, or ``cursor`` is committed and no retained event in between is
+        left to handle (after a ``clear`` or ``prune`` there may be none to move it).
 
         Raises:
             the consumer's error if it stopped failed first; ``StoreClosed`` if it stopped.
         """
+        check = True  # at the start, then each time the consumer has caught up and waits
         while self.cursor < cursor:
             if self._stopped.is_set():
                 self._raise_stopped()
-            await self._progress.wait()
+            progress = self._progress
+            if check and await self._nothing_left_to(cursor):
+                return
+            if self.cursor < cursor:
+                await progress.wait()
+            check = self._idle
+
+    async def _nothing_left_to(self, cursor: int) -> bool:
+        """True if ``cursor`` is committed and no retained event after the consumer's
+        cursor and up to ``cursor`` is left (one read transaction)."""
+        return await self._mob._store._read(_nothing_left, self._mob.mob_id, self.cursor, cursor)
 
     async def wait_ready(self) -> None:
         """Return once the consumer has established (and persisted) its start position;
@@ -124,7 +139,10 @@ class Consumer:
         await self._ready.wait()
 
     async def stop(self) -> None:
-        """Stop the consumer (after the event in hand) and wait for it. Its cursor stays."""
+        """Stop the consumer and wait for it. A handler call in progress is cancelled: its
+        event was not acknowledged, so the next start under this name delivers it again
+        (for a handler that returns commands, nothing of it was committed). The persisted
+        cursor stays."""
         self._scope.cancel()
         await self._stopped.wait()
 
@@ -153,31 +171,49 @@ class Consumer:
                     try:
                         self.state = "running"
                         await self._consume()
-                    except (StoreClosed, trio.ClosedResourceError):
-                        return
+                    except (StoreClosed, trio.ClosedResourceError) as exc:
+                        if self._mob._store._closed:
+                            return  # the store is closing: a normal stop
+                        # Raised by the handler itself (or the store failed under it):
+                        # a failure like any other, retried and reported, never a silent stop.
+                        if not self._retry_or_fail(exc, failures):
+                            return
+                        await self._backoff_sleep(failures)
                     except StaleCursor as exc:  # not retried: the cursor is not of this log
                         self._fail(exc)
                         return
                     except Exception as exc:  # noqa: BLE001 - supervised: retried with backoff
-                        self.error = exc
-                        now = trio.current_time()
-                        failures.append(now)
-                        while failures and failures[0] < now - self._window:
-                            failures.popleft()
-                        if len(failures) > self._max_retries:
-                            self._fail(exc)
+                        if not self._retry_or_fail(exc, failures):
                             return
-                        self.retries += 1
-                        self.state = "backoff"
-                        base, cap = self._backoff
-                        await trio.sleep(min(base * 2.0 ** min(len(failures) - 1, 60), cap))
+                        await self._backoff_sleep(failures)
         finally:
             if self.state != "failed":
                 self.state = "stopped"
-            self._mob._store._consumers.pop((self._mob.mob_id, self.name), None)
+                # A failed consumer stays listed (statistics, mob.consumers()) with its
+                # error until it is started again under its name.
+                self._mob._store._consumers.pop((self._mob.mob_id, self.name), None)
             self._ready.set()
             self._stopped.set()
             self._wake()
+
+    def _retry_or_fail(self, exc: BaseException, failures: deque[float]) -> bool:
+        """Count a failure; True to retry (after :meth:`_backoff_sleep`), False if the
+        consumer failed for good."""
+        self.error = exc
+        now = trio.current_time()
+        failures.append(now)
+        while failures and failures[0] < now - self._window:
+            failures.popleft()
+        if len(failures) > self._max_retries:
+            self._fail(exc)
+            return False
+        self.retries += 1
+        self.state = "backoff"
+        return True
+
+    async def _backoff_sleep(self, failures: deque[float]) -> None:
+        base, cap = self._backoff
+        await trio.sleep(min(base * 2.0 ** min(len(failures) - 1, 60), cap))
 
     def _fail(self, exc: BaseException) -> None:
         self.state = "failed"
@@ -187,6 +223,10 @@ class Consumer:
         if self.state == "failed" and self.error is not None:
             raise self.error
         raise StoreClosed(f"consumer {self.name!r} of mob {self._mob.mob_id!r} stopped")
+
+    def _caught_up(self) -> None:
+        self._idle = True
+        self._wake()
 
     def _wake(self) -> None:
         self._progress.set()
@@ -216,8 +256,10 @@ class Consumer:
         self._wake()
         pending = False
         sub = mob.events.subscribe(after_cursor=persisted)
+        sub._on_idle = self._caught_up
         try:
             async for ev in sub:
+                self._idle = False
                 out = self._handler(ev)
                 if inspect.isawaitable(out):
                     out = await out
@@ -263,6 +305,13 @@ class ConsumerCommitLost(RuntimeError):
         super().__init__(f"consumer {name!r}: the commit for event {cursor} lost at command {index}; retrying")
 
 
+def _nothing_left(conn: Any, mob_id: str, after: int, cursor: int) -> bool:
+    if _events.last_cursor(conn, mob_id) < cursor:
+        return False
+    left = _events.poll(conn, mob_id, after, 1)
+    return not left or left[0].cursor > cursor
+
+
 def start_consumer(
     mob: Mob,
     name: str,
@@ -286,7 +335,7 @@ def start_consumer(
     if store._closed:
         raise StoreClosed()
     key = (mob.mob_id, name)
-    if key in store._consumers:
+    if key in store._consumers and store._consumers[key].state != "failed":
         raise InvalidInput("name", f"consumer {name!r} of mob {mob.mob_id!r} is already running")
     consumer = Consumer(
         mob, name, handler, after_cursor=after_cursor, start=start, max_retries=max_retries,

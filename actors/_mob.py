@@ -203,8 +203,9 @@ class Mob:
         return start_consumer(self, name, handler, after_cursor=after_cursor, start=start, **supervision)
 
     def consumers(self) -> tuple[ConsumerStatistics, ...]:
-        """The durable consumers of this mob running in this store: cursor, lag (head minus
-        cursor), retries, last error and state of each."""
+        """The durable consumers of this mob in this store, running or failed (a failed one
+        stays listed until started again): cursor, lag (head minus cursor), retries, last
+        error and state of each."""
         return tuple(c.statistics() for (m, _), c in self._store._consumers.items() if m == self.mob_id)
 
     def statistics(self) -> ActorStatistics | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -128,6 +129,8 @@ class Subscription:
         self._page: deque[MobEvent] = deque()
         self._tail: Tail | None = None
         self._stale: StaleCursor | None = None
+        #: Called each time the subscription has read everything committed and waits.
+        self._on_idle: Callable[[], None] | None = None
 
     def __aiter__(self) -> Subscription:
         return self
@@ -159,6 +162,8 @@ class Subscription:
             if page:
                 self._page = deque(page)
                 return
+            if self._on_idle is not None:
+                self._on_idle()
             await tail.wait_past(self.cursor)
 
 

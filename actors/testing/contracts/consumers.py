@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from mobstore.actors import InvalidInput, NewMobEvent, PruneBlocked, StaleCursor
+from mobstore.actors import InvalidInput, NewMobEvent, PruneBlocked, StaleCursor, StoreClosed
 
 
 def _ev(i: int = 0) -> NewMobEvent:
@@ -118,8 +118,32 @@ class ConsumerContract:
             await c.wait_stopped()
         st = c.statistics()
         assert (st.state, st.retries) == ("failed", 3), st
-        assert store.statistics().consumers == ()  # no longer running
+        # Still listed, failed, with its error (until started again under its name).
+        assert store.statistics().consumers == (st,) and mob.consumers() == (st,)
+        assert "always broken" in st.last_error
         assert await mob.cursors.get("proj") == 0  # never advanced past the failing event
+        again = mob.consume("proj", lambda ev: None)  # the name is free again
+        await again.wait_cursor(1)
+        assert [x.state for x in mob.consumers()] == ["running"]
+        await again.stop()
+        assert mob.consumers() == ()
+
+    @pytest.mark.parametrize("error", [trio.ClosedResourceError, StoreClosed])
+    async def test_a_handler_raising_a_closed_error_is_a_failure_not_a_stop(self, backend, autojump_clock, error):
+        """ClosedResourceError or StoreClosed raised by the handler (the store is open) is
+        retried and reported like any failure; it used to stop the consumer silently."""
+        async with backend.open(idle_timeout=None) as store:
+            mob = store.mob("m")
+            await mob.events.append(_ev())
+
+            def handler(ev):
+                raise error("the handler's own channel")
+
+            c = mob.consume("proj", handler, max_retries=2)
+            with pytest.raises(error):
+                await c.wait_stopped()
+            st = c.statistics()
+            assert (st.state, st.retries) == ("failed", 2) and "the handler's own channel" in st.last_error
 
     async def test_stale_persisted_cursor_is_an_error(self, store):
         """A persisted cursor past the log's last cursor stops the consumer with StaleCursor."""
@@ -148,6 +172,23 @@ class ConsumerContract:
         await c.wait_cursor(15)
         await c.stop()
         assert seen == list(range(1, 16))
+    async def test_wait_cursor_returns_when_nothing_is_left_to_handle(self, store):
+        """wait_cursor(last_cursor()) (the documented idiom) returns after a clear, when no
+        event is left to move the consumer's cursor (it used to wait for ever)."""
+        mob = store.mob("m")
+        await mob.events.append_batch([_ev(i) for i in range(3)])
+        await mob.events.clear()
+        seen: list[int] = []
+        c = mob.consume("proj", lambda ev: seen.append(ev.cursor))
+        with trio.fail_after(30):
+            await c.wait_cursor(await mob.events.last_cursor())
+        assert seen == [] and c.cursor == 0
+        await mob.events.append(_ev())  # cursor 4
+        with trio.fail_after(30):
+            await c.wait_cursor(4)
+        assert seen == [4]
+        await c.stop()
+
     async def test_after_clear_receives_new_events(self, store):
         """After clear, a resumed consumer receives the new events (cursors never reused)."""
         mob = store.mob("m")
