@@ -17,6 +17,11 @@ asyncio coroutine function that runs the trio method in a trio task
 (``loop.trio_as_future``) and returns its result or raises its error, with its type.
 Synchronous methods and attributes (``mob.cmd``, ``statistics()``, ``path``...) pass through
 unchanged. ``events.subscribe()`` returns an asyncio async iterator.
+
+Cancellation keeps trio's rule: a cancelled asyncio call that raises ``CancelledError``
+did nothing; one whose trio call had already completed returns its result (see
+:func:`_call`), so an append is never stored behind a ``CancelledError``, and a cancelled
+``__anext__`` never consumes an event it does not hand over.
 """
 
 from __future__ import annotations
@@ -60,6 +65,36 @@ def _running_trio_asyncio_loop() -> trio_asyncio.TrioEventLoop:
     return loop
 
 
+async def _call(loop: trio_asyncio.TrioEventLoop, fn: Any) -> Any:
+    """``await fn()`` in a trio task, for an asyncio caller, with trio's cancellation rule:
+    if the call raises ``CancelledError`` nothing of it happened; if it returns, all of it
+    did. Awaiting the future directly would not do: a cancel of the asyncio task that lands
+    after the trio call completed (a request already taken cannot be withdrawn) would throw
+    ``CancelledError`` anyway and drop the result, e.g. an append that was stored.
+
+    So the future is shielded; on cancellation the trio task is cancelled and its outcome
+    awaited. A call that completed anyway returns its result (or raises its error): the
+    cancellation came too late and is not raised (``task.cancelling()`` still counts it;
+    an enclosing ``asyncio.timeout`` block then ends normally). Requesting it again instead
+    would cancel a task that *is* this call, losing the result all the same.
+    """
+    fut = loop.trio_as_future(fn)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        fut.cancel()  # forwarded to the trio task; the future resolves when it ends
+        while not fut.done():
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                pass  # cancelled again: already on its way
+            except BaseException:  # noqa: BLE001 - the call's own error: read below
+                break
+        if fut.cancelled():
+            raise
+        return fut.result()
+
+
 def _wrap(value: Any, loop: trio_asyncio.TrioEventLoop) -> Any:
     if isinstance(value, _HANDLES):
         return _AioProxy(value, loop)
@@ -83,7 +118,7 @@ class _AioProxy:
         if inspect.iscoroutinefunction(value):
 
             async def call(*args: Any, **kwargs: Any) -> Any:
-                result = await loop.trio_as_future(partial(value, *args, **kwargs))
+                result = await _call(loop, partial(value, *args, **kwargs))
                 return _wrap(result, loop)
 
             call.__name__ = name
@@ -126,7 +161,7 @@ class _AioSubscription:
         return self
 
     async def __anext__(self) -> Any:
-        return await self._loop.trio_as_future(self._sub.__anext__)
+        return await _call(self._loop, self._sub.__anext__)
 
 
 @asynccontextmanager

@@ -171,3 +171,60 @@ async def test_consumer_with_an_asyncio_handler():
 
     async with trio_asyncio.open_loop():
         assert await trio_asyncio.aio_as_trio(app)() == (3, 3)
+
+
+async def _cancel_appends(n: int) -> tuple[dict[int, str], set[int]]:
+    """Start n appends as asyncio tasks and cancel each after 0-6 loop turns."""
+    async with open_store_asyncio() as store:
+        mob = store.mob("m")
+        outcome = {}
+        for i in range(n):
+            t = asyncio.ensure_future(mob.events.append(NewMobEvent("x", {"i": i})))
+            for _ in range(i % 7):
+                await asyncio.sleep(0)
+            t.cancel()
+            try:
+                await t
+                outcome[i] = "returned"
+            except asyncio.CancelledError:
+                outcome[i] = "cancelled"
+        stored = {e.payload["i"] for e in await mob.events.replay_all()}
+    return outcome, stored
+
+
+async def test_a_cancelled_asyncio_call_is_all_or_nothing():
+    """An asyncio call cancelled at any moment either raises CancelledError and was not
+    applied, or returns and was: before, a cancel landing after the trio call completed
+    raised CancelledError for appends that were stored."""
+    async with trio_asyncio.open_loop():
+        outcome, stored = await trio_asyncio.aio_as_trio(_cancel_appends)(300)
+    assert {i for i, o in outcome.items() if o == "returned"} == stored
+    assert "cancelled" in outcome.values() and "returned" in outcome.values()  # both cases hit
+
+
+async def _cancel_nexts(n: int) -> tuple[list[int], list[int]]:
+    async with open_store_asyncio() as store:
+        mob = store.mob("m")
+        await mob.events.append_batch([NewMobEvent("x", {"i": i}) for i in range(n)])
+        sub = mob.events.subscribe(0)
+        delivered, skipped = [], []
+        for k in range(n):
+            before = sub.cursor
+            t = asyncio.ensure_future(sub.__anext__())
+            for _ in range(k % 4):
+                await asyncio.sleep(0)
+            t.cancel()
+            try:
+                delivered.append((await t).cursor)
+            except asyncio.CancelledError:
+                if sub.cursor != before:  # taken by the subscription, never handed over
+                    skipped.append(sub.cursor)
+        return delivered, skipped
+
+
+async def test_a_cancelled_subscription_step_loses_no_event():
+    """Cancelling an asyncio ``__anext__`` never consumes an event it does not hand over."""
+    async with trio_asyncio.open_loop():
+        delivered, skipped = await trio_asyncio.aio_as_trio(_cancel_nexts)(200)
+    assert skipped == []
+    assert delivered == list(range(1, len(delivered) + 1)) and delivered
