@@ -45,7 +45,7 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"mobstore inspect: {exc}", file=sys.stderr)
         return 2
     try:
-        print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else render(info), flush=True)
+        print(json.dumps(info, indent=2, ensure_ascii=False, allow_nan=False) if args.json else render(info), flush=True)
     except BrokenPipeError:  # `mobstore inspect ... | head`: the reader has all it wanted
         import os
 
@@ -59,7 +59,7 @@ def _count(text: str) -> int:
         n = int(text)
     except ValueError:
         n = -1
-    if n < 0:
+    if not 0 <= n <= 2**63 - 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
     return n
 

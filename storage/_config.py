@@ -232,6 +232,8 @@ def _validate(config: dict[str, Any], validator: Validator | None) -> None:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidInput("config", f"rejected by the config validator: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a broken validator is not a failing disk
+        raise InvalidInput("config", f"the config validator failed: {type(exc).__name__}: {exc}") from exc
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -273,10 +275,11 @@ class SetConfig:
     def apply(self, tx: Transaction) -> tuple[dict[str, Any], int]:
         _, current = _current(tx, self.initial)
         _check(self.expected_generation, current)
-        config = decode_json(self.text, "config")  # a private copy: the validator may look at it
-        _validate(config, self.validator)
+        # The validator checks a private copy (it may change it: that changes nothing); what
+        # is stored and returned is the config as given.
+        _validate(decode_json(self.text, "config"), self.validator)
         tx.execute(_UPSERT, (self.text, current + 1))
-        return config, current + 1
+        return decode_json(self.text, "config"), current + 1
 
 
 @attrs.frozen
@@ -304,10 +307,10 @@ class PatchConfig:
                 f"a merge patch that is not an object replaces the whole config, and the config "
                 f"must be an object; got {type(merged).__name__}",
             )
-        _validate(merged, self.validator)
         new_text = encode_object(merged, "config")
+        _validate(merged, self.validator)  # encoded first: what it might change is not stored
         tx.execute(_UPSERT, (new_text, current + 1))
-        return merged, current + 1
+        return decode_json(new_text, "config"), current + 1
 
 
 # -- reads --------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from . import _checkpoint, _schema, _wal_batching
 from ._codec import utc_now
 from ._errors import (
     CommitInDoubt,
+    DecodeError,
     InvalidInput,
     MobStoreError,
     ReadFailed,
@@ -429,6 +430,8 @@ class Database:
                 conn.execute("COMMIT")
         except (apsw.Error, UnicodeEncodeError) as exc:
             raise translate(exc, writing=False) from exc
+        except UnicodeDecodeError as exc:  # a TEXT value that is not UTF-8: a damaged row
+            raise DecodeError("stored text", f"not UTF-8 ({exc.reason} at byte {exc.start})") from exc
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[apsw.Connection]:

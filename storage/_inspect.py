@@ -79,6 +79,12 @@ def inspect_store(
             conn.execute("COMMIT")
     except apsw.Error as exc:
         raise StoreIOError(f"cannot read {path!r}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        # A TEXT value that is not UTF-8 cannot even be fetched: the file is damaged.
+        raise StoreIOError(
+            f"cannot read {path!r}: it holds text that is not UTF-8 ({exc.reason}); the file is "
+            "damaged (check it with: sqlite3 FILE 'PRAGMA integrity_check')"
+        ) from exc
     finally:
         conn.close()
 
@@ -153,6 +159,24 @@ def _json_summary(dec: Decoder, raw: Any, what: str) -> dict[str, Any]:
     return {"bytes": n, "keys": value if is_marker(value) else keys, "value": value}
 
 
+def _consumer(dec: Decoder, mob: str, name: str, cursor: Any, head: Any) -> dict[str, Any]:
+    """A consumer's cursor and lag; ``stale`` if its cursor is past the log's head (the
+    consumer will refuse to start: StaleCursor), so it never shows as caught up."""
+    if type(cursor) is not int or type(head) is not int:
+        return {"name": name, "cursor": dec.fail(f"cursor {name!r} of {mob}", f"stored as {cursor!r}, not an int"),
+                "lag": None, "stale": False}
+    stale = cursor > head
+    return {"name": name, "cursor": cursor, "lag": None if stale else head - cursor, "stale": stale}
+
+
+def _label_key(run: str | None) -> str:
+    # The mob scope is "(mob)"; a run id spelled "(mob)" (run ids of labels are free text)
+    # must not overwrite it.
+    if not run:  # stored as '' for the mob scope
+        return "(mob)"
+    return f"(run {run})" if run == "(mob)" else run
+
+
 def _mob(conn: apsw.Connection, dec: Decoder, mob: str, tail: int, limits: Limits) -> dict[str, Any]:
     head = _events.last_cursor(conn, mob)
     events = rows(
@@ -177,11 +201,11 @@ def _mob(conn: apsw.Connection, dec: Decoder, mob: str, tail: int, limits: Limit
             for c, ts, k, p in reversed(events)
         ],
         "consumers": [
-            {"name": n, "cursor": cur, "lag": max(head - cur, 0)}
+            _consumer(dec, mob, n, cur, head)
             for n, cur in rows(conn, "SELECT name, cursor FROM mob_cursors WHERE mob_id = ? ORDER BY name", mob)
         ],
         "labels": {
-            (run or "(mob)"): dec.json(text, f"labels of {mob}" + (f" run {run}" if run else ""))
+            _label_key(run): dec.json(text, f"labels of {mob}" + (f" run {run}" if run else ""))
             for run, text in rows(conn, "SELECT run_id, labels FROM mob_labels WHERE mob_id = ? ORDER BY run_id", mob)
         },
         "spec_revision": spec["revision"] if spec and not spec["deleted"] else None,
@@ -239,7 +263,10 @@ def _render_mob(m: dict[str, Any]) -> list[str]:
     for ev in m["tail"]:
         lines.append(f"  #{ev['cursor']:<6} {_text(ev['timestamp'])}  {ev['kind']}  {short(ev['payload'])}")
     for c in m["consumers"]:
-        lines.append(f"  consumer {c['name']}: cursor {c['cursor']}, lag {c['lag']}")
+        if c.get("stale"):
+            lines.append(f"  consumer {c['name']}: cursor {c['cursor']}, STALE: past the last cursor ({m['last_cursor']})")
+        else:
+            lines.append(f"  consumer {c['name']}: cursor {c['cursor']}, lag {c['lag']}")
     for scope, labels in m["labels"].items():
         lines.append(f"  labels {scope}: {short(labels)}")
     if m["runs_total"]:

@@ -9,6 +9,7 @@ the rest of the store.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import apsw
@@ -23,6 +24,26 @@ UNDECODABLE = "$undecodable"
 #: The bucket of per-state counts for rows whose state cannot be read.
 UNREADABLE_STATE = "<undecodable>"
 _FAILURES = (MobStoreError, ValueError, TypeError, KeyError, RecursionError, OverflowError)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
+
+
+# Stored JSON is strict JSON (the store never writes NaN or Infinity): anything else is
+# undecodable, and the report (``--json``) stays valid JSON.
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def _strict_loads(raw: str | bytes) -> Any:
+    return _STRICT.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 @attrs.frozen
@@ -100,7 +121,7 @@ class Decoder:
         try:
             if not isinstance(raw, (str, bytes)):
                 raise TypeError(f"stored as {type(raw).__name__}, not text")
-            return json.loads(raw)
+            return _strict_loads(raw)
         except _FAILURES as exc:
             return self.fail(what, f"not JSON ({exc})")
 
@@ -112,7 +133,7 @@ class Decoder:
             if not isinstance(raw, (str, bytes)):
                 raise TypeError(f"stored as {type(raw).__name__}, not text")
             try:
-                obj = json.loads(raw)
+                obj = _strict_loads(raw)
             except ValueError as exc:
                 raise ValueError(f"not JSON ({exc})") from None
             state = KernelState.from_json(obj, "kernel state")

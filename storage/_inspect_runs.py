@@ -49,6 +49,7 @@ def mob_runs(conn: apsw.Connection, dec: Decoder, mob: str, limits: Limits) -> d
 
 
 def find_run(conn: apsw.Connection, run_id: str, mob: str | None) -> tuple[Any, ...] | None:
+    run_id = run_id.strip().lower()  # run ids are stored as canonical (lowercase) UUID text
     sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?" + ("" if mob is None else " AND mob_id = ?")
     got = rows(conn, sql, *((run_id,) if mob is None else (run_id, mob)))
     return got[0] if got else None

@@ -99,7 +99,8 @@ def _runtime(conn: apsw.Connection, dec: Decoder, rid: str, limits: Limits, run:
                 "receipts": n,
                 "first_sequence": lo,
                 "last_sequence": hi,
-                "contiguous": hi - lo + 1 == n,
+                # (False, not a crash, if a damaged row holds a sequence that is not an int)
+                "contiguous": type(hi) is int and type(lo) is int and hi - lo + 1 == n,
                 "last_boundary": _boundary(conn, rid, run_id, hi),
             }
             for run_id, mob_id, n, lo, hi in reversed(per_run)

@@ -65,7 +65,7 @@ def test_inspect_shows_what_the_demo_wrote_and_never_writes(tmp_path, capsys):
     [m] = info["mobs"]
     assert (m["mob_id"], m["last_cursor"], [e["cursor"] for e in m["tail"]]) == ("mob-1", 102, [101, 102])
     assert m["tail"][-1]["kind"] == "flow_completed"
-    assert m["consumers"] == [{"name": "projector", "cursor": 102, "lag": 0}]
+    assert m["consumers"] == [{"name": "projector", "cursor": 102, "lag": 0, "stale": False}]
     [run] = m["runs"]
     assert (run["flow_id"], run["status"]) == ("review", "completed") and run["completed_at"]
     assert m["labels"][run["run_id"]] == {"flow": "review", "status": "completed"}

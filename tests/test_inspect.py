@@ -320,3 +320,68 @@ def test_profiles_failures_root_outputs_and_many_frames(tmp_path):
     assert len(detail["run"]["frames"]["items"]) == 40
     assert detail["run"]["outputs"]["items"] == [{"loop_id": None, "iteration": None, "step_id": "s", "output": {"root": True}}]
     assert "    root s: {\"root\":true}" in render(detail)
+
+
+async def _small_store(path):
+    from mobstore.actors import NewMobEvent
+
+    async with open_store(path) as store:
+        mob = store.mob("m")
+        await mob.events.append_batch([NewMobEvent("k", {"i": i}) for i in range(3)])
+        await mob.labels.set({"scope": "mob"})
+        await mob.labels.set({"scope": "run"}, run_id="(mob)")  # label run ids are free text
+        await mob.cursors.set(2, "behind")
+        await mob.cursors.set(100, "far")  # past the head: this consumer will refuse to start
+        await mob.cursors.set(1, "damaged")
+        run = await mob.runs.create_run(MobRun.pending(mob_id="m", flow_id="f"))
+    return run.run_id
+
+
+def test_damaged_and_edge_rows_never_crash_or_mislead(tmp_path, capsys):
+    """A cursor stored as text, a payload with NaN, a cursor past the head, a label run id
+    spelled "(mob)", an upper-case --run: a marker or the right answer, never a traceback
+    or a stale consumer shown as caught up; the --json report stays strict JSON."""
+    path = tmp_path / "s.db"
+    run_id = trio.run(_small_store, path)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE mob_cursors SET cursor = 'abc' WHERE name = 'damaged'")
+        db.execute("""UPDATE mob_events SET payload = '{"v": NaN}' WHERE cursor = 3""")
+    db.close()
+    assert main(["inspect", str(path), "--json"]) == 0
+    out = capsys.readouterr().out
+    info = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in --json output"))
+    m = info["mobs"][0]
+    consumers = {c["name"]: c for c in m["consumers"]}
+    assert consumers["behind"] == {"name": "behind", "cursor": 2, "lag": 1, "stale": False}
+    assert consumers["far"] == {"name": "far", "cursor": 100, "lag": None, "stale": True}
+    assert UNDECODABLE in consumers["damaged"]["cursor"]
+    assert UNDECODABLE in m["tail"][-1]["payload"]
+    assert m["labels"] == {"(mob)": {"scope": "mob"}, "(run (mob))": {"scope": "run"}}
+    text = _cli_text(capsys, path)
+    assert "consumer far: cursor 100, STALE: past the last cursor (3)" in text
+    assert main(["inspect", str(path), "--run", str(run_id).upper()]) == 0
+    assert str(run_id) in capsys.readouterr().out
+
+
+def test_text_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path, capsys):
+    """A TEXT value that is not UTF-8 cannot be fetched at all: inspect says the file is
+    damaged (exit 2), and the store's reads raise DecodeError, not UnicodeDecodeError."""
+    from mobstore.actors import DecodeError
+
+    path = tmp_path / "s.db"
+    trio.run(_small_store, path)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("""UPDATE mob_events SET payload = CAST(X'7B2278223A22FF227D' AS TEXT) WHERE cursor = 2""")
+    db.close()
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not UTF-8" in err and "damaged" in err and "\n" not in err
+
+    async def read() -> None:
+        async with open_store(path) as store:
+            with pytest.raises(DecodeError, match="not UTF-8"):
+                await store.mob("m").events.replay_all()
+
+    trio.run(read)

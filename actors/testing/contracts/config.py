@@ -257,6 +257,27 @@ class ConfigRuntimeContract:
         assert (snap.config, snap.generation) == ({"base": 1, "extra": 2}, 1)
         assert (await rt.set({"max_tokens": 0})).generation == 2  # default rules replaced
 
+    async def test_a_validator_only_checks(self, store):
+        """What a validator does to the dict it is shown is not stored, and set and patch
+        return exactly what they stored; a validator that breaks (any exception) is
+        InvalidInput naming it, not a write failure."""
+
+        def meddling(cfg: dict) -> None:
+            cfg["normalized"] = True
+
+        rt = ConfigRuntime(store, validator=meddling)
+        assert (await rt.set({"norm": 1})).config == {"norm": 1}
+        assert (await rt.patch({"more": 2})).config == {"norm": 1, "more": 2}
+        assert (await rt.get()).config == {"norm": 1, "more": 2}
+
+        def broken(cfg: dict) -> None:
+            raise RuntimeError("validator bug")
+
+        rt = ConfigRuntime(store, validator=broken)
+        with pytest.raises(InvalidInput, match="the config validator failed: RuntimeError: validator bug"):
+            await rt.set({"x": 1})
+        assert (await rt.get()).generation == 2
+
     async def test_open_store_realm_options(self, backend):
         """open_store(config=, config_validator=, realm_id=, instance_id=) configure
         store.config (SEMANTICS.md §7.1-7.2): the initial config at generation 0 (nothing
