@@ -94,7 +94,7 @@ class Store:
         self._committer = committer
         self._closed = False
         self._tails: dict[str, Tail] = {}  # live tails of mob logs (subscriptions)
-        self._consumers: dict[tuple[str, str], Consumer] = {}  # running durable consumers
+        self._consumers: dict[tuple[str, str], Consumer] = {}  # durable consumers: running, or failed
         self._supervisor = Supervisor(nursery, committer, self._behaviour, config, crash_hook)
         # The realm config's options from open_store (initial config, validator, realm and
         # instance ids): one ConfigRuntime for the store's life, so every store.config agrees.
