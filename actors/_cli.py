@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,8 +48,6 @@ def _inspect(args: argparse.Namespace) -> int:
     try:
         print(json.dumps(info, indent=2, ensure_ascii=False, allow_nan=False) if args.json else render(info), flush=True)
     except BrokenPipeError:  # `mobstore inspect ... | head`: the reader has all it wanted
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
@@ -83,8 +82,6 @@ def _inspect_limit(text: str) -> int | str:
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    import os
-
     from mobstore.actors.testing import run_chaos
 
     if args.path is not None and os.path.exists(args.path) and os.path.getsize(args.path) > 0:
