@@ -229,8 +229,24 @@ def time_to_micros(value: datetime) -> int:
 
 
 def micros_to_time(value: int) -> datetime:
-    """Integer microseconds since the epoch -> UTC datetime (exact)."""
-    return _EPOCH + timedelta(microseconds=value)
+    """Integer microseconds since the epoch -> UTC datetime (exact).
+
+    Only stored values come here: one that is not an int in the datetime range is a damaged
+    row, :class:`DecodeError`."""
+    if type(value) is not int:
+        raise DecodeError("stored time", f"{value!r} is not an integer number of microseconds")
+    try:
+        return _EPOCH + timedelta(microseconds=value)
+    except OverflowError:
+        raise DecodeError("stored time", f"{value} microseconds is outside the datetime range") from None
+
+
+def stored_count(value: Any, what: str) -> int:
+    """Return a stored revision or counter if it is an ``int >= 0``; otherwise the row is
+    damaged: :class:`DecodeError` naming ``what``."""
+    if type(value) is not int or value < 0:
+        raise DecodeError(what, f"stored value {value!r} is not an int >= 0")
+    return value
 
 
 def utc_now() -> datetime:

@@ -30,9 +30,9 @@ from typing import Any
 import apsw
 import attrs
 
-from ._codec import check_count, check_id
+from ._codec import check_count, check_id, stored_count
 from ._database import Transaction
-from ._errors import CasConflict, DecodeError
+from ._errors import CasConflict
 
 DEFAULT_CURSOR = "default"
 
@@ -43,9 +43,7 @@ def check_name(name: Any) -> str:
 
 
 def _value(value: Any, mob_id: str, name: str) -> int:
-    if type(value) is not int or value < 0:
-        raise DecodeError(f"cursor {name!r} of mob {mob_id!r}", f"stored value {value!r} is not a cursor (an int >= 0)")
-    return value
+    return stored_count(value, f"cursor {name!r} of mob {mob_id!r}")
 
 
 @attrs.frozen

@@ -170,11 +170,12 @@ def _consumer(dec: Decoder, mob: str, name: str, cursor: Any, head: Any) -> dict
 
 
 def _label_key(run: str | None) -> str:
-    # The mob scope is "(mob)"; a run id spelled "(mob)" (run ids of labels are free text)
-    # must not overwrite it.
+    # The mob scope is "(mob)"; run ids of labels are free text, so every run id that starts
+    # with "(" is wrapped as "(run ...)": no run id can then be shown as "(mob)" or as
+    # another run's wrapped key.
     if not run:  # stored as '' for the mob scope
         return "(mob)"
-    return f"(run {run})" if run == "(mob)" else run
+    return f"(run {run})" if run.startswith("(") else run
 
 
 def _mob(conn: apsw.Connection, dec: Decoder, mob: str, tail: int, limits: Limits) -> dict[str, Any]:

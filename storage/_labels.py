@@ -32,7 +32,7 @@ from typing import Any
 import apsw
 import attrs
 
-from ._codec import check_id, decode_json, encode_object
+from ._codec import check_id, check_utf8, decode_json, encode_object
 from ._database import Transaction
 from ._errors import DecodeError, InvalidInput
 
@@ -65,17 +65,21 @@ def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
     if len(labels) > MAX_LABELS:
         raise InvalidInput(field, f"has {len(labels)} entries; the limit is {MAX_LABELS}")
     for k, v in labels.items():
-        if not isinstance(k, str):
-            raise InvalidInput(field, f"must be a map of string to string; key {k!r} is a {type(k).__name__}")
+        # Plain str only, as everywhere in the store: a str subclass (a StrEnum member, say)
+        # would be stored as whatever its str() gives, not as its value.
+        if type(k) is not str:
+            raise InvalidInput(field, f"must be a map of string to string; key {k!r} is a {type(k).__name__}, not a plain str")
         if not k:
             raise InvalidInput(field, "keys must not be empty")
+        check_utf8(k, f"{field} key {k[:32]!r}")  # before the byte length, which encodes it
         if len(k) * 4 > MAX_KEY_BYTES and len(k.encode("utf-8")) > MAX_KEY_BYTES:
             raise InvalidInput(f"{field}[{k[:32]!r}...]", f"key is longer than {MAX_KEY_BYTES} bytes of UTF-8")
-        if not isinstance(v, str):
-            raise InvalidInput(f"{field}[{k!r}]", f"must be a map of string to string; the value is a {type(v).__name__}")
+        if type(v) is not str:
+            raise InvalidInput(f"{field}[{k!r}]", f"must be a map of string to string; the value is a {type(v).__name__}, not a plain str")
+        check_utf8(v, f"{field}[{k[:32]!r}]")
         if len(v) * 4 > MAX_VALUE_BYTES and len(v.encode("utf-8")) > MAX_VALUE_BYTES:
             raise InvalidInput(f"{field}[{k!r}]", f"value is longer than {MAX_VALUE_BYTES} bytes of UTF-8")
-    return {str(k): str(labels[k]) for k in sorted(labels)}
+    return {k: labels[k] for k in sorted(labels)}
 
 
 @functools.total_ordering

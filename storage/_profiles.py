@@ -35,6 +35,7 @@ from ._codec import (
     encode_json,
     encode_object,
     micros_to_time,
+    stored_count,
     time_to_micros,
 )
 from ._database import Transaction
@@ -298,7 +299,10 @@ _Row = tuple[int, "str | None", "int | None", "int | None"]
 
 def _row(tx: Transaction, name: str) -> _Row | None:
     rows = tx.execute(_SELECT, (name,)).fetchall()
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    revision, text, created, updated = rows[0]
+    return stored_count(revision, _what(name)), text, created, updated
 
 
 def _now(tx: Transaction) -> int:
@@ -414,7 +418,7 @@ def _record(name: str, row: _Row) -> StoredRealmProfile:
     return StoredRealmProfile(
         name,
         _decode_profile(text, name),  # type: ignore[arg-type]
-        revision,
+        stored_count(revision, _what(name)),
         micros_to_time(created),  # type: ignore[arg-type]
         micros_to_time(updated),  # type: ignore[arg-type]
     )

@@ -24,7 +24,7 @@ from typing import Any
 import apsw
 import attrs
 
-from ._codec import check_count, decode_json, encode_object
+from ._codec import check_count, decode_json, encode_object, stored_count
 from ._database import Transaction
 from ._errors import DecodeError, InvalidInput, SpecRevisionConflict
 
@@ -42,7 +42,7 @@ def _state(tx: Transaction, mob_id: str) -> tuple[int, bool]:
     ).fetchall()
     if not rows:
         return 0, False
-    return rows[0][0], bool(rows[0][1])
+    return stored_count(rows[0][0], f"revision of the spec of mob {mob_id!r}"), bool(rows[0][1])
 
 
 @attrs.frozen
@@ -136,7 +136,7 @@ def get_spec(conn: apsw.Connection, mob_id: str) -> tuple[dict[str, Any], int] |
     definition = decode_json(text, f"spec of mob {mob_id!r}")
     if type(definition) is not dict:
         raise DecodeError(f"spec of mob {mob_id!r}", "the stored definition is not a JSON object")
-    return definition, revision
+    return definition, stored_count(revision, f"revision of the spec of mob {mob_id!r}")
 
 
 def list_specs(conn: apsw.Connection) -> list[str]:

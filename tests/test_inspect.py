@@ -330,6 +330,7 @@ async def _small_store(path):
         await mob.events.append_batch([NewMobEvent("k", {"i": i}) for i in range(3)])
         await mob.labels.set({"scope": "mob"})
         await mob.labels.set({"scope": "run"}, run_id="(mob)")  # label run ids are free text
+        await mob.labels.set({"scope": "other run"}, run_id="(run (mob))")
         await mob.cursors.set(2, "behind")
         await mob.cursors.set(100, "far")  # past the head: this consumer will refuse to start
         await mob.cursors.set(1, "damaged")
@@ -357,7 +358,9 @@ def test_damaged_and_edge_rows_never_crash_or_mislead(tmp_path, capsys):
     assert consumers["far"] == {"name": "far", "cursor": 100, "lag": None, "stale": True}
     assert UNDECODABLE in consumers["damaged"]["cursor"]
     assert UNDECODABLE in m["tail"][-1]["payload"]
-    assert m["labels"] == {"(mob)": {"scope": "mob"}, "(run (mob))": {"scope": "run"}}
+    assert m["labels"] == {
+        "(mob)": {"scope": "mob"}, "(run (mob))": {"scope": "run"}, "(run (run (mob)))": {"scope": "other run"},
+    }
     text = _cli_text(capsys, path)
     assert "consumer far: cursor 100, STALE: past the last cursor (3)" in text
     assert main(["inspect", str(path), "--run", str(run_id).upper()]) == 0

@@ -75,6 +75,8 @@ class TestErrors:
             ("k=v", "got a string"),
             ({"": "v"}, "keys must not be empty"),
             ({"k": "v" * 4097}, "longer than 4096 bytes"),
+            ({"k": "v" * 1100 + "\ud800"}, "lone surrogate"),
+            ({"k" * 100 + "\ud800": "v"}, "lone surrogate"),
         ],
     )
     async def test_labels_must_be_a_string_map(self, store, labels, detail):

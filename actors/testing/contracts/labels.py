@@ -3,11 +3,16 @@ against any backend."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 
 import pytest
 
 from mobstore.actors import InvalidInput, MetadataScope
+
+
+class _Team(str, enum.Enum):
+    RED = "red"
 
 
 class LabelsContract:
@@ -94,6 +99,13 @@ class LabelsContract:
             ({"é" * 129: "v"}, "longer than 256 bytes"),
             ({"k": "v" * 4097}, "longer than 4096 bytes"),
             ({f"k{i}": "v" for i in range(257)}, "the limit is 256"),
+            # A lone surrogate is refused also in a key or value long enough for the byte
+            # length check, which encodes it (it used to raise a bare UnicodeEncodeError).
+            ({"k" * 100 + "\ud800": "v"}, "lone surrogate"),
+            ({"k": "v" * 1100 + "\ud800"}, "lone surrogate"),
+            # A str subclass (a StrEnum member) is not stored as its str(): refused.
+            ({_Team.RED: "v"}, "not a plain str"),
+            ({"team": _Team.RED}, "not a plain str"),
         ],
     )
     async def test_bad_labels_are_invalid_input(self, store, labels, match):

@@ -11,6 +11,7 @@ import trio
 
 from mobstore.actors import (
     CasConflict,
+    DecodeError,
     InvalidInput,
     NotFound,
     Profile,
@@ -238,6 +239,27 @@ class RealmProfileContract:
         with pytest.raises(InvalidInput, match="more than"):
             await store.profiles.create("big", Profile("m", peer_description="x" * MAX_JSON_BYTES))
         assert await store.profiles.list() == []
+
+    async def test_damaged_rows_are_decode_errors(self, store):
+        """A stored time or revision that is not an int (a hand edit) is DecodeError on
+        read and on a write, naming the profile, not a bare TypeError; nothing is written."""
+        await store.profiles.create("a", sample())
+        await store.profiles.create("b", sample())
+        with store._db.writer() as conn:
+            conn.execute("UPDATE realm_profiles SET updated_us = 'soon' WHERE name = 'a'")
+            conn.execute("UPDATE realm_profiles SET revision = 'one' WHERE name = 'b'")
+        with pytest.raises(DecodeError, match="soon"):
+            await store.profiles.get("a")
+        with pytest.raises(DecodeError, match="soon"):
+            await store.profiles.list()
+        with pytest.raises(DecodeError, match="'b'.*one"):
+            await store.profiles.get("b")
+        with pytest.raises(DecodeError, match="'b'.*one"):
+            await store.profiles.update("b", sample("other"), 1)
+        with pytest.raises(DecodeError, match="'b'.*one"):
+            await store.profiles.delete("b", 1)
+        with store._db.writer() as conn:
+            assert conn.execute("SELECT revision FROM realm_profiles WHERE name = 'b'").fetchall() == [("one",)]
 
     async def test_concurrent_updates_have_one_winner(self, store):
         """Many tasks updating with the same expected revision: exactly one wins (revision

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from mobstore.actors import InvalidInput, SpecRevisionConflict
+from mobstore.actors import DecodeError, InvalidInput, SpecRevisionConflict
 
 DEF = {"orchestrator": {"profile": "lead"}, "profiles": {"lead": {"realm_profile": "worker"}}}
 
@@ -165,6 +165,20 @@ class SpecStoreContract:
         with pytest.raises(InvalidInput, match="more than"):
             await store.mob("m").spec.put_spec({"blob": "x" * MAX_JSON_BYTES})
         assert await store.mob("m").spec.get_spec() is None
+
+    async def test_damaged_revision_is_decode_error(self, store):
+        """A stored revision that is not an int (a hand edit) is DecodeError on read and on
+        a put, not a wrong tuple or a bare TypeError; nothing is written."""
+        spec = store.mob("mob-a").spec
+        await spec.put_spec({"v": 1})
+        with store._db.writer() as conn:
+            conn.execute("UPDATE mob_specs SET revision = '7x' WHERE mob_id = 'mob-a'")
+        with pytest.raises(DecodeError, match="7x"):
+            await spec.get_spec()
+        with pytest.raises(DecodeError, match="7x"):
+            await spec.put_spec({"v": 2})
+        with store._db.writer() as conn:
+            assert conn.execute("SELECT revision FROM mob_specs").fetchall() == [("7x",)]
 
     async def test_concurrent_put_with_same_revision_has_one_winner(self, store):
         """Many tasks putting with the same expected revision: exactly one gets the next
