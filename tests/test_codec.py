@@ -132,6 +132,27 @@ def test_decode_error_names_what():
         decode_json("{nope", "payload of x")
 
 
+def test_damaged_stored_times_are_decode_errors():
+    """A stored time that is not integer microseconds in the datetime range (a hand edit)
+    is DecodeError, not a bare TypeError or OverflowError."""
+    assert micros_to_time(0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    for bad, words in [("soon", "'soon' is not an integer"), (1.5, "1.5 is not"), (None, "None is not"), (10**20, "outside")]:
+        with pytest.raises(DecodeError, match=words):
+            micros_to_time(bad)
+
+
+async def test_a_damaged_event_time_is_a_decode_error_on_poll():
+    from mobstore.actors import NewMobEvent, open_store
+
+    async with open_store() as store:
+        events = store.mob("m").events
+        await events.append(NewMobEvent("k"))
+        with store._db.writer() as conn:
+            conn.execute("UPDATE mob_events SET ts_us = 'x'")
+        with pytest.raises(DecodeError, match="'x' is not an integer"):
+            await events.poll(0, 10)
+
+
 class TestIdsAndCounts:
     def test_ids(self):
         assert check_id("mob-1", "mob_id") == "mob-1"
