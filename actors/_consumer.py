@@ -332,6 +332,7 @@ def start_consumer(
         check_count(after_cursor, "after_cursor")
     if start not in ("beginning", "latest"):
         raise InvalidInput("start", f"must be 'beginning' or 'latest', got {start!r}")
+    _check_supervision(max_retries, retry_window, backoff_base, backoff_max)
     if store._closed:
         raise StoreClosed()
     key = (mob.mob_id, name)
@@ -344,3 +345,22 @@ def start_consumer(
     store._consumers[key] = consumer
     store._supervisor._nursery.start_soon(consumer._run, name=f"mobstore consumer {mob.mob_id}/{name}")
     return consumer
+
+
+#: The supervision options of ``Mob.consume`` (its ``**supervision``).
+SUPERVISION_OPTIONS = ("max_retries", "retry_window", "backoff_base", "backoff_max")
+
+
+def _check_supervision(max_retries: Any, retry_window: Any, backoff_base: Any, backoff_max: Any) -> None:
+    # Checked when the consumer starts: a bad value found at the first failure would crash
+    # the store's nursery instead of failing the call that passed it.
+    def seconds(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0  # NaN fails
+
+    if type(max_retries) is not int or max_retries < 0:
+        raise InvalidInput("max_retries", f"must be an int >= 0, got {max_retries!r}")
+    if not seconds(retry_window) or retry_window == 0:
+        raise InvalidInput("retry_window", f"must be a number of seconds > 0, got {retry_window!r}")
+    for name, v in (("backoff_base", backoff_base), ("backoff_max", backoff_max)):
+        if not seconds(v):
+            raise InvalidInput(name, f"must be a number of seconds >= 0, got {v!r}")

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mobstore.storage import AppendEvents, ClearEvents, MobEvent, NewMobEvent, PruneEvents, _events
+from mobstore.storage import AppendEvents, ClearEvents, InvalidInput, MobEvent, NewMobEvent, PruneEvents, _events
 from mobstore.storage._events import encode_event
 from mobstore.storage._codec import check_time, time_to_micros
 
 from ._kernel import ActorStatistics
-from ._consumer import Consumer, ConsumerStatistics, Handler, start_consumer
+from ._consumer import SUPERVISION_OPTIONS, Consumer, ConsumerStatistics, Handler, start_consumer
 from ._tail import Subscription, wait_cursor
 from ._mob_commands import MobCommands, commit
 from ._mob_runs import MobRuns
@@ -200,6 +200,9 @@ class Mob:
         Raises:
             InvalidInput: a bad name/option, or a consumer of that name already runs here.
         """
+        for key in supervision:
+            if key not in SUPERVISION_OPTIONS:
+                raise InvalidInput(key, f"is not an option of consume; the supervision options are {', '.join(SUPERVISION_OPTIONS)}")
         return start_consumer(self, name, handler, after_cursor=after_cursor, start=start, **supervision)
 
     def consumers(self) -> tuple[ConsumerStatistics, ...]:

@@ -260,6 +260,29 @@ class ConsumerContract:
         await mob.events.append(NewMobEvent("old", timestamp=t_old))
         assert await mob.events.prune(clock.now, force=True) == 1
 
+    @pytest.mark.parametrize(
+        "option, value, words",
+        [
+            ("max_retries", "x", "an int >= 0"),
+            ("max_retries", -1, "an int >= 0"),
+            ("retry_window", "w", "> 0"),
+            ("retry_window", 0, "> 0"),
+            ("backoff_base", -1.0, ">= 0"),
+            ("backoff_max", float("nan"), ">= 0"),
+            ("backoff_max", True, ">= 0"),
+            ("retries", 3, "not an option of consume"),
+        ],
+    )
+    async def test_bad_supervision_options_are_invalid_input(self, store, option, value, words):
+        """A bad supervision option fails the consume call, naming it; it used to be taken and
+        crash the store's nursery at the handler's first failure. Nothing is started."""
+        mob = store.mob("m")
+        with pytest.raises(InvalidInput, match=words) as info:
+            mob.consume("proj", lambda ev: None, **{option: value})
+        assert info.value.field == option
+        assert mob.consumers() == ()
+        mob.consume("proj", lambda ev: None, max_retries=0, retry_window=1, backoff_base=0, backoff_max=0.5)
+
     async def test_statistics_and_duplicate_names(self, store):
         """Statistics show cursor and lag; one running consumer per name and mob."""
         mob = store.mob("m")
