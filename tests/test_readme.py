@@ -31,3 +31,21 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("1 ") and "meerkat_spawned" in out[0]
     assert out[1] == "[2, 3]"
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_readme_test_kit_example_passes(pytester):
+    """The "Testing your own app" files, written as the README shows them, make a suite
+    that passes (it used to fail without the trio_mode line, which the README lacked)."""
+    (ini,) = _blocks("ini")
+    kit = next(b for b in _blocks("python") if "# conftest.py" in b)
+    conftest, _, rest = kit.partition("\n# test_mystore.py")
+    test = rest.split("\n", 1)[1]  # the file's body, after its comment line
+    pytester.makefile(".ini", pytest=ini)
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_mystore=test)
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert result.ret == 0 and outcomes["passed"] >= 20 and "failed" not in outcomes and "errors" not in outcomes
