@@ -117,6 +117,10 @@ class Consumer:
         Raises:
             the consumer's error if it stopped failed first; ``StoreClosed`` if it stopped.
         """
+        check_count(cursor, "cursor")
+        if self.cursor >= cursor:
+            await trio.lowlevel.checkpoint()  # a checkpoint also when there is nothing to wait for
+            return
         check = True  # at the start, then each time the consumer has caught up and waits
         while self.cursor < cursor:
             if self._stopped.is_set():

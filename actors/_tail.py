@@ -136,7 +136,12 @@ class Subscription:
         return self
 
     async def __anext__(self) -> MobEvent:
-        if not self._page:
+        # Always a checkpoint (API.md), also for an event from the page in hand: a
+        # subscriber with a sync body then still yields, and can be cancelled, at each
+        # event. Cancelled there, nothing was taken from the page.
+        if self._page:
+            await trio.lowlevel.checkpoint()
+        else:
             await self._fill()
         ev = self._page.popleft()
         self.cursor = ev.cursor
@@ -159,6 +164,8 @@ class Subscription:
             page = tail.after(self.cursor, PAGE)
             if page is None:
                 page = await store._read(_events.poll, mob, self.cursor, PAGE)
+            elif page:
+                await trio.lowlevel.checkpoint()  # served from memory: still a checkpoint
             if page:
                 self._page = deque(page)
                 return
@@ -170,6 +177,8 @@ class Subscription:
 async def wait_cursor(store: Store, mob_id: str, cursor: int) -> None:
     """Return once ``cursor`` of ``mob_id`` is committed (at once if it already is)."""
     check_count(cursor, "cursor")
+    if store._closed:
+        raise StoreClosed()
     tail = store._tails.get(mob_id)
     if tail is not None and tail.head >= cursor:
         await trio.lowlevel.checkpoint()

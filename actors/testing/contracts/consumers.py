@@ -283,6 +283,18 @@ class ConsumerContract:
         assert mob.consumers() == ()
         mob.consume("proj", lambda ev: None, max_retries=0, retry_window=1, backoff_base=0, backoff_max=0.5)
 
+    async def test_wait_cursor_is_a_checkpoint_and_checks_its_argument(self, store):
+        """wait_cursor is a checkpoint also when the cursor is already reached; a bad cursor
+        is InvalidInput."""
+        mob = store.mob("m")
+        await mob.events.append(_ev())
+        c = mob.consume("proj", lambda ev: None)
+        await c.wait_cursor(1)
+        with trio.testing.assert_checkpoints():
+            await c.wait_cursor(1)
+        with pytest.raises(InvalidInput):
+            await c.wait_cursor("1")
+
     async def test_statistics_and_duplicate_names(self, store):
         """Statistics show cursor and lag; one running consumer per name and mob."""
         mob = store.mob("m")

@@ -225,6 +225,44 @@ class SubscriptionContract:
             await log.append(_ev())
         assert done == [3]
 
+    async def test_every_next_and_wait_is_a_checkpoint(self, store):
+        """Each event, also one from the page in hand or from memory, and a wait_cursor
+        that has nothing to wait for, is a trio checkpoint (API.md): a subscriber with a
+        sync body still yields at each event."""
+        log = store.mob("m").events
+        await log.append_batch([_ev() for _ in range(3)])
+        it = log.subscribe().__aiter__()
+        for _ in range(3):
+            with trio.testing.assert_checkpoints():
+                await it.__anext__()
+        live = store.mob("m").events.subscribe(after_cursor=3).__aiter__()
+        await log.append(_ev())  # served from the tail in memory
+        with trio.testing.assert_checkpoints():
+            assert (await live.__anext__()).cursor == 4
+        with trio.testing.assert_checkpoints():
+            await log.wait_cursor(2)
+
+    async def test_a_cancelled_next_loses_no_event(self, store):
+        """Cancelled at that checkpoint, __anext__ takes nothing: the next call gets it."""
+        log = store.mob("m").events
+        await log.append_batch([_ev() for _ in range(2)])
+        it = log.subscribe().__aiter__()
+        assert (await it.__anext__()).cursor == 1
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await it.__anext__()
+        assert (await it.__anext__()).cursor == 2
+
+    async def test_wait_cursor_after_close_is_store_closed(self, backend):
+        """After close, wait_cursor raises StoreClosed, also for a cursor the mob's tail in
+        memory has seen (it used to return)."""
+        async with backend.open() as s:
+            log = s.mob("m").events
+            await log.append(_ev())
+            await log.wait_cursor(1)
+        with pytest.raises(StoreClosed):
+            await log.wait_cursor(1)
+
     async def test_close_ends_waiting_subscribers(self, backend):
         """A subscriber waiting for events when the store closes gets StoreClosed."""
         errors = []
