@@ -47,7 +47,7 @@ import trio
 
 from mobstore.storage import Database, StoreClosed
 
-from ._request import Request
+from ._request import TAKEN, Request
 
 
 @attrs.frozen
@@ -196,11 +196,12 @@ class Committer:
         self._fail(inflight + left)
         self._finished.set()
 
-    @staticmethod
-    def _fail(groups: list[_Group]) -> None:
+    def _fail(self, groups: list[_Group]) -> None:
         for g in groups:
             for r in g.requests:
-                r.fail(_closed_error())  # a no-op for requests already answered
+                if r.state is TAKEN:  # not answered yet
+                    self._failed += 1
+                    r.fail(_closed_error())
             g.done.set()
 
     def close(self) -> None:

@@ -137,8 +137,11 @@ async def _serve(
             return True
         slot.busy = True
         batch = _drain(first, receive, max_batch)
-        if len(batch) > slot.peak:  # the deepest the mailbox was when the actor looked
-            slot.peak = len(batch)
+        depth = len(batch)  # the deepest the mailbox was when the actor looked...
+        if depth >= max_batch:  # ...including what a full batch left behind
+            depth += receive.statistics().current_buffer_used
+        if depth > slot.peak:
+            slot.peak = depth
         if not batch:
             checkpointed = False
             continue

@@ -63,6 +63,7 @@ from mobstore.storage import (
     PruneEvents,
     PutSpec,
     PutStepOutput,
+    StoreClosed,
     UpsertLoopSnapshot,
 )
 from mobstore.storage._atomic import CommitAborted, First
@@ -203,6 +204,8 @@ async def commit(mob: Mob, commands: Sequence[Any]) -> CommitResult:
     """The body of :meth:`Mob.commit` (see there)."""
     cmds = check_commands(mob.mob_id, commands)
     if not cmds:
+        if mob._store._closed:
+            raise StoreClosed()
         await trio.lowlevel.checkpoint()
         return CommitResult(True, [], None)
     try:

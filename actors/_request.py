@@ -71,7 +71,10 @@ class Request:
             self.reply(outcome.Value(self.results))
 
     def fail(self, error: MobStoreError) -> None:
-        """Answer with ``error`` (the request was not applied)."""
+        """Answer with ``error`` (the request was not applied); a no-op if answered already."""
+        if self.state is DONE or self.state is WITHDRAWN:
+            return
+        self.error = error  # so that the counters see a failure
         self.reply(outcome.Error(error))
 
     def reply(self, result: outcome.Outcome) -> None:

@@ -230,6 +230,13 @@ class Store:
             consumers=tuple(c.statistics() for c in self._consumers.values()),
         )
 
+    def _stopped(self) -> None:
+        """The system tasks have ended: refuse every call from now on, wake every waiter."""
+        self._closed = True
+        self._supervisor._closing = True
+        for tail in self._tails.values():
+            tail.close()
+
     async def _aclose(self) -> None:
         # Order matters: refuse new calls, let actors hand over what they accepted, let the
         # committer commit it, then close the database (in a thread: it may checkpoint).
@@ -324,6 +331,8 @@ async def open_store(
     sup = SupervisorConfig(**tuning)
     if type(group_commit) is not bool:
         raise InvalidInput("group_commit", f"must be True or False, got {group_commit!r}")
+    if crash_hook is not None and not callable(crash_hook):
+        raise InvalidInput("crash_hook", f"must be a callable or None, got {type(crash_hook).__name__}")
     realm = _realm_options(config, config_validator, realm_id, instance_id)
     db = await trio.to_thread.run_sync(
         partial(
@@ -345,12 +354,18 @@ async def open_store(
                 # Actors and the committer run shielded: a cancelled caller scope does not
                 # tear them down mid-drain; shutdown is explicit (Store._aclose).
                 with system:
-                    async with trio.open_nursery() as nursery:
-                        await nursery.start(committer.run)
-                        store = Store(db, nursery, committer, sup, crash_hook, realm)
-                        store_box.append(store)
-                        nursery.start_soon(store._supervisor.sweep_idle)
-                        task_status.started()
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            await nursery.start(committer.run)
+                            store = Store(db, nursery, committer, sup, crash_hook, realm)
+                            store_box.append(store)
+                            nursery.start_soon(store._supervisor.sweep_idle)
+                            task_status.started()
+                    finally:
+                        # The system tasks end at close, or early if the committer crashed
+                        # (a bug): either way the store takes no more calls (StoreClosed).
+                        if store_box:
+                            store_box[0]._stopped()
 
             # Shielded: the system tasks are shielded, so once started they run until
             # _aclose; a cancellation landing in start() would skip the finally below and

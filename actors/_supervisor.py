@@ -14,10 +14,11 @@ The supervision task runs incarnations one after another:
   rebuilds whatever state it keeps (``Behaviour.recover``; today nothing needs a read).
 * An incarnation that raises has crashed. Requests it had taken but not handed to the
   committer are answered with ``ActorCrashed`` (they were not applied; requests already with
-  the committer get their true outcome). If the crash is the ``max_restarts``-th within
-  ``restart_window`` seconds, the supervisor *escalates*: the slot is marked escalated, every
-  queued request and every later call for that key gets ``ActorCrashed(escalated=True)``, and
-  the store's statistics name it, until ``Store.revive`` forgets the slot. Otherwise it
+  the committer get their true outcome). If the actor has already been restarted
+  ``max_restarts`` times within ``restart_window`` seconds, this crash *escalates*: the slot is
+  marked escalated, the requests it had taken, every queued request and every later call for
+  that key get ``ActorCrashed(escalated=True)``, and the store's statistics name it, until
+  ``Store.revive`` forgets the slot. Otherwise it
   sleeps an exponential backoff (``backoff_base * 2**(n-1)`` capped at ``backoff_max``, n =
   crashes in the window) and starts the next incarnation, which serves the queued requests
   in order.
@@ -125,15 +126,25 @@ class Supervisor:
                 slot.idle_scope.cancel()
 
     def slot(self, key: str) -> Slot:
-        """The live slot for ``key``, started on first use. Synchronous."""
+        """The live slot for ``key``, started on first use. Synchronous.
+
+        Raises StoreClosed once the store closes, and also when the store's system tasks
+        have ended without a close (the committer crashed, a bug): a slot still registered
+        but stopped has no actor and never gets one again.
+        """
         slot = self._slots.get(key)
         if slot is None:
             if self._closing:
                 raise StoreClosed()
             slot = Slot(key, self._config.mailbox_size)
-            self._slots[key] = slot
+            try:
+                self._nursery.start_soon(self._supervise, slot, self._factory(key), name=f"mobstore actor {key}")
+            except RuntimeError:  # the system nursery has ended: nothing can run any more
+                raise StoreClosed("the store's system tasks have stopped") from None
+            self._slots[key] = slot  # only once its actor is on its way
             self.started += 1
-            self._nursery.start_soon(self._supervise, slot, self._factory(key), name=f"mobstore actor {key}")
+        elif slot.state == "stopped":
+            raise StoreClosed("the store's system tasks have stopped")
         return slot
 
     async def _supervise(self, slot: Slot, behaviour: Behaviour) -> None:
@@ -152,12 +163,15 @@ class Supervisor:
                     )
                     return
                 except Exception as exc:  # noqa: BLE001 - any crash of actor code is supervised
-                    self._answer_taken(slot, exc)
                     now = trio.current_time()
                     crashes.append(now)
                     while crashes and crashes[0] < now - cfg.restart_window:
                         crashes.popleft()
-                    if len(crashes) > cfg.max_restarts:
+                    escalate = len(crashes) > cfg.max_restarts
+                    # Decided first, so that the requests this crash drops are told the truth:
+                    # "retry it" only if the actor comes back.
+                    self._answer_taken(slot, exc, escalated=escalate)
+                    if escalate:
                         self._escalate(slot, exc)
                         return
                     slot.state = "backoff"
@@ -169,17 +183,18 @@ class Supervisor:
         finally:
             if slot.state != "escalated":
                 slot.state = "stopped"
+            slot.send.close()  # nobody can queue into a slot with no actor (blocked senders wake)
             # Taken requests cannot be withdrawn by their callers, so they are always answered.
             self._answer_taken(slot, StoreClosed("the store closed before this request was committed"))
             self._answer_queued(slot, lambda: StoreClosed("the store closed before this request was taken"))
             slot.finished.set()
 
     @staticmethod
-    def _answer_taken(slot: Slot, exc: BaseException) -> None:
+    def _answer_taken(slot: Slot, exc: BaseException, *, escalated: bool = False) -> None:
         taken, slot.taken = slot.taken, []
         for r in taken:
             slot.failed += 1
-            r.fail(exc if isinstance(exc, StoreClosed) else ActorCrashed(slot.key, exc))
+            r.fail(exc if isinstance(exc, StoreClosed) else ActorCrashed(slot.key, exc, escalated=escalated))
 
     def _escalate(self, slot: Slot, exc: BaseException) -> None:
         slot.state = "escalated"

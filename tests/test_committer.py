@@ -221,3 +221,47 @@ async def test_an_internal_committer_failure_never_hangs_callers(monkeypatch):
             with trio.fail_after(5):
                 await store.mob("a").events.append(ev())
     assert info.group_contains(IndexError, match="bug in the answer path")
+
+
+async def test_after_a_committer_crash_every_call_is_store_closed(monkeypatch):
+    """A bug that ends the committer stops the store's system tasks; from then on every call,
+    for a mob used before or a new one, is StoreClosed. (The slot stayed registered as
+    "stopped" with its mailbox open: a call then spun in Store._call forever without a
+    checkpoint, and a new mob's first call raised a bare RuntimeError and the next hung.)
+    The failed requests count as failed, not handled."""
+    from mobstore.storage import Database
+
+    real, calls = Database.apply, []
+
+    def buggy(self, units, *, group=True):
+        calls.append(len(units))
+        if len(calls) == 2:
+            raise RuntimeError("bug in the committer")
+        return real(self, units, group=group)
+
+    monkeypatch.setattr(Database, "apply", buggy)
+    seen: list[object] = []
+
+    async def later_caller(store):
+        while (s := store.mob("m").statistics()) is None or s.state != "stopped":
+            await trio.sleep(0)
+        seen.append(s)
+        for mob in ("m", "new"):
+            with pytest.raises(StoreClosed):
+                await store.mob(mob).events.append(ev())
+            seen.append(mob)
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with trio.open_nursery() as outside:
+            async with open_store(idle_timeout=None) as store:
+                log = store.mob("m").events
+                await log.append(ev())
+                outside.start_soon(later_caller, store)
+                with pytest.raises(StoreClosed, match="committer stopped"):
+                    await log.append(ev())
+                await trio.sleep(1)
+    assert info.group_contains(RuntimeError, match="bug in the committer")
+    stats, *mobs = seen
+    assert mobs == ["m", "new"]
+    assert (stats.handled, stats.failed) == (1, 1)
+    assert store.statistics().committer.failed == 1

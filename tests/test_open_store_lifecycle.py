@@ -77,3 +77,15 @@ async def test_a_cancelled_block_propagates_to_its_scope(tmp_path):
     assert scope.cancelled_caught
     async with open_store(path) as store:
         assert len(await store.mob("m").events.replay_all()) == 1
+
+
+async def test_an_empty_commit_after_close_is_store_closed():
+    """mob.commit() with no commands after close raises StoreClosed like every other call
+    (it used to return ok=True)."""
+    from mobstore.actors import StoreClosed, open_store
+
+    async with open_store() as store:
+        mob = store.mob("m")
+        assert (await mob.commit()).ok
+    with pytest.raises(StoreClosed):
+        await mob.commit()

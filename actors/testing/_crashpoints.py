@@ -75,7 +75,7 @@ class CrashPoints:
             raise ValueError(f"probability must be within [0, 1], got {probability!r}")
         self.seed = seed
         self.probability = probability
-        self.at = {k: frozenset([v] if isinstance(v, int) else v) for k, v in (at or {}).items()}
+        self.at = at or {}
         self.keys = None if keys is None else tuple(keys)
         self.max_crashes = max_crashes
         self.enabled = True
@@ -83,6 +83,16 @@ class CrashPoints:
         self.seen: dict[str, int] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+
+    @property
+    def at(self) -> dict[str, frozenset[int]]:
+        """``{actor_key: message numbers}``; may be set at any time (a number alone is
+        taken as one message number)."""
+        return self._at
+
+    @at.setter
+    def at(self, value: Mapping[str, int | Iterable[int]] | None) -> None:
+        self._at = {k: frozenset([v] if isinstance(v, int) else v) for k, v in (value or {}).items()}
 
     def __call__(self, actor_key: str, requests: list[object]) -> None:
         if not self.enabled or (self.keys is not None and not actor_key.startswith(self.keys)):
