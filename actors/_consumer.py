@@ -157,6 +157,7 @@ class Consumer:
             raise self.error
 
     def statistics(self) -> ConsumerStatistics:
+        """A snapshot: name, cursor, lag (head minus cursor), retries, last error, state."""
         tail = self._mob._store._tails.get(self._mob.mob_id)
         head = tail.head if tail is not None else self.cursor
         err = None if self.error is None else f"{type(self.error).__name__}: {self.error}"
@@ -255,6 +256,10 @@ class Consumer:
                 persisted = 0
             # Register (retention) and pin the start, so a restart resumes from here.
             await cursors.reset(persisted, self.name)
+        else:
+            last = await mob._store._read(_events.last_cursor, mob.mob_id)
+            if persisted > last:  # saved against another log (a replaced file?): say so
+                raise StaleCursor(mob.mob_id, persisted, last, field=f"persisted cursor of consumer {self.name!r}")
         self.cursor = self.persisted = persisted
         self._ready.set()
         self._wake()

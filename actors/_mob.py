@@ -48,7 +48,7 @@ class MobEvents:
                 not plain JSON or too large. Nothing is written.
         """
         mob = self._mob
-        cmd = AppendEvents(mob.mob_id, (encode_event(mob.mob_id, new, 0),))
+        cmd = AppendEvents(mob.mob_id, (encode_event(mob.mob_id, new, None),))
         return (await mob._store._call(mob._key, (cmd,)))[0]
 
     async def append_batch(self, news: Sequence[NewMobEvent]) -> list[MobEvent]:
@@ -90,10 +90,11 @@ class MobEvents:
         Only committed events are yielded; a slow subscriber costs no memory (it reads pages
         from the log). The iterator ends with ``StoreClosed`` when the store closes.
 
-        Raises (on the first iteration):
-            StaleCursor: ``after_cursor`` is past the last cursor ever assigned in this mob
-                (it belongs to another log); never silently skipped to the latest.
-            InvalidInput: a negative or non-int ``after_cursor``.
+        Raises:
+            InvalidInput: a negative or non-int ``after_cursor`` (at once, from ``subscribe``).
+            StaleCursor: on the first iteration, if ``after_cursor`` is past the last cursor
+                ever assigned in this mob (it belongs to another log); never silently
+                skipped to the latest.
         """
         return Subscription(self._mob._store, self._mob.mob_id, after_cursor)
 

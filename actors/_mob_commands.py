@@ -68,6 +68,7 @@ from mobstore.storage import (
 )
 from mobstore.storage._atomic import CommitAborted, First
 from mobstore.storage._codec import check_time, time_to_micros
+from mobstore.storage._events import encode_event
 
 from ._mob_runs import MobRuns
 
@@ -93,7 +94,7 @@ class MobCommands:
 
     def append(self, new: NewMobEvent) -> Command:
         """``mob.events.append(new)`` as a command; its result is the :class:`MobEvent`."""
-        return First(AppendEvents.of(self.mob_id, (new,)))
+        return First(AppendEvents(self.mob_id, (encode_event(self.mob_id, new, None),)))
 
     def append_batch(self, news: Sequence[NewMobEvent]) -> Command:
         """``mob.events.append_batch(news)``; its result is the list of :class:`MobEvent`."""

@@ -95,12 +95,12 @@ class InvalidTransition(InvalidInput):
 class StaleCursor(InvalidInput):
     """A cursor beyond the last one ever assigned (the caller's cursor is from elsewhere)."""
 
-    def __init__(self, mob_id: str, after_cursor: int, latest_cursor: int) -> None:
+    def __init__(self, mob_id: str, after_cursor: int, latest_cursor: int, *, field: str = "after_cursor") -> None:
         self.mob_id = mob_id
         self.after_cursor = after_cursor
         self.latest_cursor = latest_cursor
         super().__init__(
-            "after_cursor",
+            field,
             f"{after_cursor} is past the last cursor ever assigned in mob {mob_id!r} "
             f"({latest_cursor}); the cursor does not belong to this log",
         )

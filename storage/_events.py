@@ -34,13 +34,20 @@ from ._records import MobEvent, NewMobEvent
 _Row = tuple[int | None, datetime | None, str, str, dict[str, Any]]
 
 
-def encode_event(mob_id: str, new: Any, i: int) -> _Row:
+def encode_event(mob_id: str, new: Any, i: int | None) -> _Row:
+    """Validate and encode one event: ``i`` is its index in a batch (errors name
+    ``news[i]...``), ``None`` for a single ``append`` (errors name ``new...``)."""
     if type(new) is not NewMobEvent:
-        raise InvalidInput(f"news[{i}]", f"must be a NewMobEvent, got {type(new).__name__}")
+        raise InvalidInput(_name(i), f"must be a NewMobEvent, got {type(new).__name__}")
     if new.mob_id is not None and new.mob_id != mob_id:
-        raise InvalidInput(f"news[{i}].mob_id", f"{new.mob_id!r} is another mob; this handle is for {mob_id!r}")
+        raise InvalidInput(f"{_name(i)}.mob_id", f"{new.mob_id!r} is another mob; this handle is for {mob_id!r}")
     t = new.timestamp
-    return (None if t is None else time_to_micros(t), t, new.kind, encode_object(new.payload, "payload"), new.payload)
+    text = encode_object(new.payload, "payload" if i is None else f"news[{i}].payload")
+    return (None if t is None else time_to_micros(t), t, new.kind, text, new.payload)
+
+
+def _name(i: int | None) -> str:
+    return "new" if i is None else f"news[{i}]"
 
 
 @attrs.frozen

@@ -245,7 +245,10 @@ def check_file(conn: apsw.Connection, path: str) -> int:
         IncompatibleStore: the file belongs to another application, or its schema is newer
             than this mobstore understands.
     """
-    app, ver = read_marks(conn)
+    try:
+        app, ver = read_marks(conn)
+    except apsw.NotADBError:
+        raise IncompatibleStore(path, "it is not a SQLite database (a foreign or damaged file)") from None
     if app == 0 and ver == 0:
         tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()[0][0]
         if tables:

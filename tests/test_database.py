@@ -157,10 +157,14 @@ class TestOpen:
         assert sha(p) == before
 
     def test_not_a_database(self, tmp_path):
+        """A file that is not SQLite at all is IncompatibleStore (as documented for a
+        foreign file; it used to be StoreIOError), naming the path, and is not touched."""
         p = tmp_path / "junk.db"
         p.write_bytes(b"this is not sqlite" * 100)
-        with pytest.raises(StoreIOError, match="junk.db"):
+        before = sha(p)
+        with pytest.raises(IncompatibleStore, match="junk.db.*not a SQLite database"):
             Database.open(p)
+        assert sha(p) == before
 
     def test_bad_options(self, tmp_path):
         with pytest.raises(InvalidInput, match="durability"):

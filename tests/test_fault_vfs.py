@@ -98,6 +98,11 @@ class TestFaultVFS:
             Fault("write", 0, error="eio")
         with pytest.raises(ValueError):
             Fault("write", -1)
+        # files that can never match would make a fault that silently never fires
+        for files in ("wal", ("wall",), ()):
+            with pytest.raises(ValueError, match="files"):
+                Fault("sync", 0, files=files)
+        assert Fault("sync", 0, files=["wal", "db"]).files == ("wal", "db")
 
     async def test_unregister_refuses_while_files_are_open(self, store_path):
         """close() unregisters the VFS, but not under an open store."""

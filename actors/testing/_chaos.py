@@ -36,18 +36,22 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
+        """True if every iteration's verdict is ok (nothing lost, torn or out of order)."""
         return all(v.ok for v in self.verdicts)
 
     @property
     def acked(self) -> int:
+        """Commits acknowledged by the children, over all iterations."""
         return sum(v.acked for v in self.verdicts)
 
     @property
     def lost(self) -> int:
+        """Acknowledged commits missing after a reopen, over all iterations (0 when ok)."""
         return sum(len(v.lost) for v in self.verdicts)
 
     @property
     def torn(self) -> int:
+        """Multi-part commits seen half-applied, over all iterations (0 when ok)."""
         return sum(len(v.torn) for v in self.verdicts)
 
     def table(self) -> str:

@@ -92,6 +92,8 @@ class Verdict:
         )
 
     def summary(self) -> str:
+        """One line: how the child ended, acked and surviving commits, and ok or the
+        first problems found."""
         problems = [*self.lost[:2], *self.torn[:2], *self.order[:2]]
         if self.integrity != "ok":
             problems.append(f"integrity: {self.integrity}")

@@ -77,6 +77,8 @@ class FaultOutcome:
 
 @attrs.frozen
 class SweepReport:
+    """The outcome of a fault sweep: one :class:`FaultOutcome` per operation index tried."""
+
     op: str
     error: str
     persistent: bool
@@ -85,9 +87,11 @@ class SweepReport:
 
     @property
     def ok(self) -> bool:
+        """True if no injected fault lost, tore or corrupted anything."""
         return all(not o.problems for o in self.outcomes)
 
     def problems(self) -> list[str]:
+        """One line per problem found: ``"<op>#<index> (<step>): <what>"``."""
         return [f"{self.op}#{o.index} ({o.step}): {p}" for o in self.outcomes for p in o.problems]
 
 

@@ -78,6 +78,20 @@ def _check_op(op: str) -> str:
     return op
 
 
+def _check_files(files: Any) -> tuple[str, ...] | None:
+    # A fault restricted to files that never exist would silently never fire (a test of
+    # the user's passing without injecting anything): refuse what cannot match.
+    if files is None:
+        return None
+    if isinstance(files, str):
+        raise ValueError(f"files must be a collection of file kinds such as ('wal',), got the str {files!r}")
+    kinds = tuple(files)
+    bad = [k for k in kinds if k not in DEFAULT_FILES]
+    if bad or not kinds:
+        raise ValueError(f"files must name some of {DEFAULT_FILES}, got {kinds!r}")
+    return kinds
+
+
 @attrs.frozen
 class Fault:
     """Fail the ``nth`` operation of kind ``op`` (0-based, counted since the last reset).
@@ -99,7 +113,7 @@ class Fault:
     nth: int = attrs.field(validator=attrs.validators.ge(0))
     error: str = attrs.field(default="ioerr", validator=attrs.validators.in_(ERRORS))
     persistent: bool = False
-    files: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(v))
+    files: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: _check_files(v))
 
     def exception(self) -> apsw.Error:
         """The apsw exception this fault raises into SQLite."""

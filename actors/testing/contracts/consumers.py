@@ -146,14 +146,16 @@ class ConsumerContract:
             assert (st.state, st.retries) == ("failed", 2) and "the handler's own channel" in st.last_error
 
     async def test_stale_persisted_cursor_is_an_error(self, store):
-        """A persisted cursor past the log's last cursor stops the consumer with StaleCursor."""
+        """A persisted cursor past the log's last cursor stops the consumer with StaleCursor
+        naming the persisted cursor (not the after_cursor argument, which was not given)."""
         mob = store.mob("m")
         await mob.events.append(_ev())
         await mob.cursors.reset(7, "proj")
         c = mob.consume("proj", lambda ev: None)
-        with pytest.raises(StaleCursor):
+        with pytest.raises(StaleCursor) as info:
             await c.wait_stopped()
-
+        assert info.value.field == "persisted cursor of consumer 'proj'"
+        assert (info.value.after_cursor, info.value.latest_cursor) == (7, 1)
 
     async def test_stale_start_cursor_is_not_saved(self, store):
         """after_cursor= past the last cursor stops the first start with StaleCursor and

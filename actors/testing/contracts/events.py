@@ -55,6 +55,7 @@ class EventLogContract:
         with pytest.raises(InvalidInput, match="payload") as info:
             await log.append_batch([_ev("ok"), NewMobEvent("bad", {"x": float("nan")})])
         assert "nan" in str(info.value)
+        assert info.value.field == "news[1].payload['x']"  # which event of the batch
         assert await log.replay_all() == []
         assert (await log.append(_ev())).cursor == 1
 
@@ -94,8 +95,12 @@ class EventLogContract:
         for bad in ["", "a\x00b", "x" * 257, 7]:
             with pytest.raises(InvalidInput, match="mob_id"):
                 store.mob(bad)
-        with pytest.raises(InvalidInput, match="another mob"):
+        with pytest.raises(InvalidInput, match="another mob") as info:
             await store.mob("m").events.append(NewMobEvent("k", mob_id="other"))
+        assert info.value.field == "new.mob_id"
+        with pytest.raises(InvalidInput, match="another mob") as info:
+            await store.mob("m").events.append_batch([_ev(), NewMobEvent("k", mob_id="other")])
+        assert info.value.field == "news[1].mob_id"
         assert await store.mob("m").events.replay_all() == []
 
     async def test_poll(self, store):
