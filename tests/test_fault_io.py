@@ -121,3 +121,35 @@ async def test_failed_sync_is_reported_in_doubt_and_stays_atomic_across_a_crash(
         kinds = [e.kind for e in await store.mob("m").events.replay_all()]
     assert kinds in (["a"], ["a", "b", "c"])
 
+
+
+def test_an_io_error_inside_a_statement_fails_every_unit_of_the_batch(tmp_path):
+    """An I/O error in the middle of a unit's statement (a page-cache spill to the WAL) makes
+    SQLite roll back the whole transaction: every unit of the batch, also the ones applied
+    before it, is answered with the error, and nothing of the batch is stored. (No sweep
+    reached this branch: they fail writes at COMMIT.)"""
+    from mobstore.actors.testing import Fault, FaultVFS
+    from mobstore.storage import AppendEvents, Database, NewMobEvent, WriteFailed, _events
+
+    class Unit:
+        def __init__(self, *commands):
+            self.commands, self.results, self.error = commands, None, None
+
+    vfs = FaultVFS()
+    db = Database.open(str(tmp_path / "s.db"), vfs=vfs.vfs_name, durability="normal")
+    try:
+        with db.writer() as conn:
+            conn.execute("PRAGMA cache_size = 10")  # a small cache: a big unit spills mid-statement
+        small = Unit(AppendEvents.of("a", [NewMobEvent("k", {"i": 1})]))
+        big = Unit(AppendEvents.of("b", [NewMobEvent("k", {"pad": "x" * 4000, "i": i}) for i in range(300)]))
+        vfs.reset()
+        vfs.arm(Fault("write", 0, persistent=True))
+        db.apply([small, big])
+        vfs.clear()
+        assert vfs.fired, "the fault never fired"
+        assert isinstance(small.error, WriteFailed) and small.results is None
+        assert isinstance(big.error, WriteFailed)
+        assert db.read(_events.replay_all, "a") == [] and db.read(_events.replay_all, "b") == []
+    finally:
+        db.close()
+        vfs.close()

@@ -401,3 +401,20 @@ async def test_crash_points_at_can_be_set_later_with_a_bare_number():
             await log.append(ev(1))
         await log.append(ev(2))
         assert [c.message for c in hook.fired] == [1]
+
+
+async def test_a_call_to_a_slot_left_stopped_is_store_closed_not_a_spin():
+    """A slot still registered but stopped (its actor ended without a passivation: the
+    system tasks were torn down) has no actor and never gets one: a call is StoreClosed.
+    (It used to loop in Store._call without a checkpoint: send refused, the same slot looked
+    up again, forever.) White-box: the state is set by hand to reach that window exactly."""
+    async with open_store(idle_timeout=None) as store:
+        log = store.mob("m").events
+        await log.append(ev())
+        slot = store._supervisor.get("mob:m")
+        slot.receive.close()  # as when the actor's task is gone
+        slot.state = "stopped"
+        with trio.fail_after(5):
+            with pytest.raises(StoreClosed, match="system tasks have stopped"):
+                await log.append(ev())
+        slot.state = "running"  # let close drain normally

@@ -257,6 +257,11 @@ class ConsumerContract:
             await mob.events.prune(clock.now)
         assert (info.value.consumer, info.value.consumer_cursor) == ("slow", 2)
         assert len(await mob.events.replay_all()) == 4
+        await mob.cursors.set(3, "slow")  # exactly one event behind: event 4 is still held
+        with pytest.raises(PruneBlocked) as info:
+            await mob.events.prune(clock.now)
+        assert (info.value.consumer, info.value.consumer_cursor) == ("slow", 3)
+        assert len(await mob.events.replay_all()) == 4
         await mob.cursors.set(4, "slow")
         assert await mob.events.prune(clock.now) == 4
         await mob.events.append(NewMobEvent("old", timestamp=t_old))

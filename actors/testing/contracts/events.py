@@ -145,9 +145,11 @@ class EventLogContract:
         await log.append_batch([_ev() for _ in range(3)])
         await log.clear()
         assert await log.replay_all() == []
+        assert await log.last_cursor() == 3  # the last ever assigned, also after clear
         assert (await log.append(_ev())).cursor == 4
         clock.advance(5)
         assert await log.prune(clock.now + timedelta(seconds=1)) == 1
+        assert await log.last_cursor() == 4
         assert (await log.append(_ev())).cursor == 5
         assert await log.last_cursor() == 5
 

@@ -67,12 +67,18 @@ class RealmProfileContract:
         assert (await store.profiles.get("p")).updated_at == created.updated_at
 
     async def test_update_with_wrong_revision(self, store):
-        """update(…, 99) is CasConflict(expected 99, actual 1); nothing changes."""
+        """update(…, 99) is CasConflict(expected 99, actual 1), and so is a stale revision
+        below the current one; nothing changes."""
         created = await store.profiles.create("stale", sample())
         with pytest.raises(CasConflict) as info:
             await store.profiles.update("stale", sample("other"), 99)
         assert (info.value.expected, info.value.actual) == (99, 1)
         assert await store.profiles.get("stale") == created
+        current = await store.profiles.update("stale", sample("newer"), 1)
+        with pytest.raises(CasConflict) as info:
+            await store.profiles.update("stale", sample("other"), 1)  # too low
+        assert (info.value.expected, info.value.actual) == (1, 2)
+        assert await store.profiles.get("stale") == current
 
     async def test_update_nonexistent(self, store):
         """update of an unknown name is NotFound (before any revision check)."""
