@@ -225,20 +225,32 @@ class SubscriptionContract:
             await log.append(_ev())
         assert done == [3]
 
-    async def test_every_next_and_wait_is_a_checkpoint(self, store):
-        """Each event, also one from the page in hand or from memory, and a wait_cursor
-        that has nothing to wait for, is a trio checkpoint (API.md): a subscriber with a
-        sync body still yields at each event."""
+    async def test_every_next_is_a_cancel_point_and_yields_regularly(self, store):
+        """Reading a page, waiting, and an event served from memory are full checkpoints;
+        events from the page in hand are each a cancel point and the iterator yields to the
+        scheduler at least every YIELD_EVERY of them (a deliberate deviation from "every
+        async call is a checkpoint", docs/architecture.md); a wait_cursor that has nothing
+        to wait for is a checkpoint."""
+        from mobstore.actors._tail import YIELD_EVERY
+
         log = store.mob("m").events
-        await log.append_batch([_ev() for _ in range(3)])
+        await log.append_batch([_ev() for _ in range(3 * YIELD_EVERY)])
         it = log.subscribe().__aiter__()
-        for _ in range(3):
+        with trio.testing.assert_checkpoints():
+            await it.__anext__()  # reads the first page
+        for _ in range(2):
             with trio.testing.assert_checkpoints():
-                await it.__anext__()
-        live = store.mob("m").events.subscribe(after_cursor=3).__aiter__()
+                for _ in range(YIELD_EVERY):
+                    await it.__anext__()
+        with trio.CancelScope() as scope:  # a cancel point at an event from the page in hand
+            scope.cancel()
+            await it.__anext__()
+        assert scope.cancelled_caught
+        assert (await it.__anext__()).cursor == 2 * YIELD_EVERY + 2  # nothing was taken
+        live = store.mob("m").events.subscribe(after_cursor=3 * YIELD_EVERY).__aiter__()
         await log.append(_ev())  # served from the tail in memory
         with trio.testing.assert_checkpoints():
-            assert (await live.__anext__()).cursor == 4
+            assert (await live.__anext__()).cursor == 3 * YIELD_EVERY + 1
         with trio.testing.assert_checkpoints():
             await log.wait_cursor(2)
 
