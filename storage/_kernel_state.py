@@ -45,6 +45,7 @@ from ._kernel_values import (  # the values are re-exported: they are part of th
     KSet,
     KString,
     KU64,
+    MAX_DEPTH,
     KernelValue,
     U64_MAX,
     _NOTHING,
@@ -53,6 +54,7 @@ from ._kernel_values import (  # the values are re-exported: they are part of th
     _quote,
     _validators_disabled,
     kernel_value,
+    too_deep,
 )
 
 # -- KernelState -------------------------------------------------------------------------
@@ -66,6 +68,12 @@ class KernelFields(Mapping[str, KernelValue]):
 
     def __init__(self, fields: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         self._hash: int | None = None
+        if type(fields) is not dict and (
+            isinstance(fields, (str, bytes)) or not isinstance(fields, (Mapping, Iterable))
+        ):
+            raise InvalidInput(
+                "KernelState.fields", f"must be a mapping of name to kernel value, got {type(fields).__name__}"
+            )
         if type(fields) is dict:
             # The hot path of every KernelState a caller builds: a dict of str to
             # KernelValue needs no conversion, only the check and a sorted copy.
@@ -245,6 +253,8 @@ class KernelState:
                 elif t is KString:
                     parts.append(f'{_quote(k)}:{{"type":"string","value":{_quote(v.value)}}}')  # type: ignore[attr-defined]
                 else:
+                    if too_deep(v):
+                        raise InvalidInput(f"KernelState.fields[{k!r}]", f"nested deeper than {MAX_DEPTH} levels")
                     parts.append(f"{_quote(k)}:{v._canonical()}")
             text = f'{{"phase":{_quote(self.phase)},"fields":{{{",".join(parts)}}}}}'
             _SET_CANON(self, text)
@@ -260,9 +270,13 @@ class KernelState:
         """
         try:
             obj = json.loads(text)
+            state = cls.from_json(obj)
+        except RecursionError:  # written by something else: this store refuses such depth
+            raise InvalidInput("kernel state", f"is nested deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:
+            if isinstance(exc, InvalidInput):
+                raise
             raise InvalidInput("kernel state", f"is not JSON ({exc})") from None
-        state = cls.from_json(obj)
         _SET_CANON(state, text)
         return state
 

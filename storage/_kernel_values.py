@@ -14,6 +14,10 @@ import attrs
 from ._errors import InvalidInput
 
 U64_MAX = 2**64 - 1
+#: How deep kernel values may nest (a seq in a map in a seq...): a state is stored as JSON
+#: of about three levels per kernel level, and one nested past what the JSON reader takes
+#: could be written but never read back. Upstream kernel states are a few levels deep.
+MAX_DEPTH = 64
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 #: The string encoder ``_dumps`` uses for every str (keys and values alike); the direct
 #: canonical writers below use it so their output is byte-identical to ``_dumps(to_json())``.
@@ -96,6 +100,21 @@ def _check_kstr(inst: Any, attr: attrs.Attribute, value: Any) -> None:
         _check_str(value, f"{type(inst).__name__}.{attr.name}")
 
 
+def too_deep(value: KernelValue, limit: int = MAX_DEPTH) -> bool:
+    """True if ``value`` nests containers (seq, set, map) more than ``limit`` levels deep.
+    Stops as soon as it knows; scalars answer at once."""
+    t = type(value)
+    if t is KSeq or t is KSet:
+        if limit == 0:
+            return True
+        return any(too_deep(v, limit - 1) for v in value.items)  # type: ignore[attr-defined]
+    if t is KMap:
+        if limit == 0:
+            return True
+        return any(too_deep(k, limit - 1) or too_deep(v, limit - 1) for k, v in value.entries)  # type: ignore[attr-defined]
+    return False
+
+
 def _values(items: Iterable[Any], field: str) -> list[KernelValue]:
     if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
         raise InvalidInput(field, f"must be an iterable of kernel values, got {type(items).__name__}")
@@ -119,12 +138,19 @@ def _all_values(items: Any) -> bool:
 def _seq(items: Iterable[Any]) -> tuple[KernelValue, ...]:
     if _all_values(items):  # what _values would give, without a field name per item
         return tuple(items)
+    if isinstance(items, (set, frozenset)):
+        # Its iteration order (so the sequence, and its canonical bytes) would change with
+        # the process's hash seed: a restarted process could not rebuild an equal state.
+        raise InvalidInput("KSeq.items", "must be ordered (a list or tuple), got a set; a set of values is a KSet")
     return tuple(_values(items, "KSeq.items"))
 
 
 def _set(items: Iterable[Any]) -> tuple[KernelValue, ...]:
     vals = items if _all_values(items) else _values(items, "KSet.items")
-    return tuple(sorted(set(vals), key=_sort_key))
+    try:
+        return tuple(sorted(set(vals), key=_sort_key))
+    except RecursionError:  # hashing or ordering a value nested absurdly deep
+        raise InvalidInput("KSet.items", f"nested deeper than {MAX_DEPTH} levels") from None
 
 
 def _entry_key(kv: tuple[KernelValue, KernelValue]) -> tuple[Any, ...]:
@@ -138,16 +164,22 @@ def _entries(entries: Any) -> tuple[tuple[KernelValue, KernelValue], ...]:
             if not isinstance(k, KernelValue) or not isinstance(v, KernelValue):
                 break
         else:
-            return tuple(sorted(entries.items(), key=_entry_key))
+            try:
+                return tuple(sorted(entries.items(), key=_entry_key))
+            except RecursionError:  # ordering a key nested absurdly deep
+                raise InvalidInput("KMap.entries", f"nested deeper than {MAX_DEPTH} levels") from None
     pairs = entries.items() if isinstance(entries, Mapping) else entries
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
         raise InvalidInput("KMap.entries", f"must be a mapping or (key, value) pairs, got {type(entries).__name__}")
     merged: dict[KernelValue, KernelValue] = {}
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise InvalidInput(f"KMap.entries[{i}]", f"must be a (key, value) pair, got {pair!r}")
-        merged[kernel_value(pair[0], f"KMap.entries[{i}][0]")] = kernel_value(pair[1], f"KMap.entries[{i}][1]")
-    return tuple(sorted(merged.items(), key=_entry_key))
+    try:
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidInput(f"KMap.entries[{i}]", f"must be a (key, value) pair, got {pair!r}")
+            merged[kernel_value(pair[0], f"KMap.entries[{i}][0]")] = kernel_value(pair[1], f"KMap.entries[{i}][1]")
+        return tuple(sorted(merged.items(), key=_entry_key))
+    except RecursionError:  # hashing or ordering a key nested absurdly deep
+        raise InvalidInput("KMap.entries", f"nested deeper than {MAX_DEPTH} levels") from None
 
 
 # The variants with fields have hand-written ``__init__`` methods (``init=False``; attrs
@@ -387,14 +419,17 @@ def _from_json(obj: Any, field: str) -> KernelValue:
         raise InvalidInput(field, f"must be a tagged object {{'type': ...}}, got {type(obj).__name__}")
     tag = obj.get("type")
     try:
-        if tag == "bool":
-            return KBool(obj["value"])
-        if tag == "u64":
-            return KU64(obj["value"])
-        if tag == "string":
-            return KString(obj["value"])
-        if tag == "named_variant":
-            return KNamedVariant(obj["enum_name"], obj["variant"])
+        try:
+            if tag == "bool":
+                return KBool(obj["value"])
+            if tag == "u64":
+                return KU64(obj["value"])
+            if tag == "string":
+                return KString(obj["value"])
+            if tag == "named_variant":
+                return KNamedVariant(obj["enum_name"], obj["variant"])
+        except InvalidInput as exc:  # the constructor names its own attribute: name the path
+            raise InvalidInput(field, exc.problem) from None
         if tag == "none":
             return KNone()
         if tag == "seq" or tag == "set":

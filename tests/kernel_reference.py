@@ -3,7 +3,10 @@ as they were before their hand-written constructors: the reference that
 ``test_kernel_fastpaths`` compares the current code with, value for value and error for
 error. Not imported by the package; keep it as it is, except for deliberate rule changes
 made to both (2026-11-25: an item of ``fields`` that is not a (name, value) pair is
-InvalidInput, not a bare TypeError/ValueError or a string unpacked as a pair)."""
+InvalidInput, not a bare TypeError/ValueError or a string unpacked as a pair; later that
+day: ``KernelFields`` checks its argument's type itself, ``KSeq`` refuses a set (its order
+follows the hash seed), a bad scalar in ``from_json`` is named by its path, and kernel
+values nest at most 64 levels in a state's canonical text)."""
 
 from __future__ import annotations
 
@@ -99,6 +102,8 @@ def _sort_key(v: KernelValue) -> tuple[Any, ...]:
 
 
 def _seq(items: Iterable[Any]) -> tuple[KernelValue, ...]:
+    if isinstance(items, (set, frozenset)):
+        raise InvalidInput("KSeq.items", "must be ordered (a list or tuple), got a set; a set of values is a KSet")
     return tuple(_values(items, "KSeq.items"))
 
 
@@ -283,14 +288,17 @@ def _from_json(obj: Any, field: str) -> KernelValue:
         raise InvalidInput(field, f"must be a tagged object {{'type': ...}}, got {type(obj).__name__}")
     tag = obj.get("type")
     try:
-        if tag == "bool":
-            return KBool(obj["value"])
-        if tag == "u64":
-            return KU64(obj["value"])
-        if tag == "string":
-            return KString(obj["value"])
-        if tag == "named_variant":
-            return KNamedVariant(obj["enum_name"], obj["variant"])
+        try:
+            if tag == "bool":
+                return KBool(obj["value"])
+            if tag == "u64":
+                return KU64(obj["value"])
+            if tag == "string":
+                return KString(obj["value"])
+            if tag == "named_variant":
+                return KNamedVariant(obj["enum_name"], obj["variant"])
+        except InvalidInput as exc:
+            raise InvalidInput(field, exc.problem) from None
         if tag == "none":
             return KNone()
         if tag == "seq" or tag == "set":
@@ -324,6 +332,12 @@ class KernelFields(Mapping[str, KernelValue]):
 
     def __init__(self, fields: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         self._hash: int | None = None
+        if type(fields) is not dict and (
+            isinstance(fields, (str, bytes)) or not isinstance(fields, (Mapping, Iterable))
+        ):
+            raise InvalidInput(
+                "KernelState.fields", f"must be a mapping of name to kernel value, got {type(fields).__name__}"
+            )
         if type(fields) is dict:
             # The hot path of every KernelState a caller builds: a dict of str to
             # KernelValue needs no conversion, only the check and a sorted copy.

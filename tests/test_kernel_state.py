@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mobstore.storage import (
     InvalidInput,
     KBool,
+    KernelFields,
     KernelState,
     KernelValue,
     KMap,
@@ -185,6 +186,12 @@ class TestValidation:
             lambda: KernelState("P", [1, 2]),
             lambda: KernelState("P", [("x", 1, 2)]),
             lambda: KernelState("P", ["ab"]),
+            # KernelFields on its own checks its argument too (it raised a bare TypeError)
+            lambda: KernelFields(5),
+            lambda: KernelFields(None),
+            # a set has no order of its own (it follows the hash seed): not a sequence
+            lambda: KSeq({KU64(1), KU64(2)}),
+            lambda: KSeq(frozenset()),
         ],
     )
     def test_bad_values_are_invalid_input(self, make):
@@ -208,6 +215,43 @@ class TestValidation:
             KernelValue.from_json(wire)
         with pytest.raises(InvalidInput):
             KernelState.from_json({"phase": "P", "fields": {"x": wire}})
+
+    def test_a_bad_scalar_in_the_wire_form_is_named_by_its_path(self):
+        """from_json names the path of a bad bool, u64 or string, not just the class."""
+        for wire, words in [
+            ({"type": "u64", "value": -1}, "outside"),
+            ({"type": "bool", "value": 1}, "must be a bool"),
+            ({"type": "seq", "items": [{"type": "string", "value": 5}]}, "must be a str"),
+        ]:
+            with pytest.raises(InvalidInput, match=words) as info:
+                KernelState.from_json({"phase": "P", "fields": {"x": wire}}, "expected")
+            assert info.value.field.startswith("expected.fields['x']")
+
+    def test_nesting_is_bounded_so_every_stored_state_reads_back(self):
+        """A state nests kernel values at most MAX_DEPTH levels: deeper is InvalidInput when
+        it is encoded (before any write), never a state that is stored and then cannot be
+        read (the JSON reader gives up around 330 levels); absurd depths in a set or map
+        are InvalidInput, not a bare RecursionError."""
+        from mobstore.storage._kernel_values import MAX_DEPTH
+
+        def nest(n, wrap):
+            v = KNone()
+            for _ in range(n):
+                v = wrap(v)
+            return v
+
+        for wrap in (lambda v: KSeq([v]), lambda v: KMap({KU64(1): v}), lambda v: KSet([v])):
+            ok = KernelState("P", {"x": nest(MAX_DEPTH, wrap)})
+            assert KernelState._from_stored(ok.canonical()) == ok
+            deep = KernelState("P", {"x": nest(MAX_DEPTH + 1, wrap)})
+            with pytest.raises(InvalidInput, match="nested deeper"):
+                deep.canonical()
+        for wrap in (lambda v: KSet([v]), lambda v: KMap({v: KNone()})):
+            with pytest.raises(InvalidInput, match="nested deeper"):
+                nest(2000, wrap)
+        text = '{"phase":"P","fields":{"x":' + '{"type":"seq","items":[' * 1200 + '{"type":"none"}' + "]}" * 1200 + "}}"
+        with pytest.raises(InvalidInput, match="nested deeper"):
+            KernelState._from_stored(text)  # stored by something else
 
     def test_plain_values_convert(self):
         """kernel_value maps unambiguous plain values onto variants."""
