@@ -51,6 +51,14 @@ class Agent:
             await self._run()
         except trio.Cancelled:
             self.ledger.stopped[self.agent_id] = self.step
+            # Where the agent was by what it had been told (its acknowledged commits): the
+            # store must give it back exactly this when it resumes. (A commit in flight when
+            # the cancel came either returned first, and is in the ledger, or was withdrawn.)
+            ledger = self.ledger
+            frame = ledger.frames.get(self.mob_id, {}).get(self.frame_id)
+            loop = ledger.loops.get(self.mob_id, {}).get(self.loop_id)
+            body = None if loop is None else ledger.frames.get(self.mob_id, {}).get(self.body_id(phase_of(loop)[1]))
+            ledger.stopped_at[self.agent_id] = self._describe(frame, loop, body)
             raise
 
     async def _commit(

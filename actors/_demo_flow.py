@@ -179,8 +179,11 @@ class Ledger:
     projector_retries: int = 0
     completion_cas_lost: int = 0
     stopped: dict[str, str] = attrs.field(factory=dict)  # agent -> the step it was in when cancelled
+    stopped_at: dict[str, str] = attrs.field(factory=dict)  # agent -> where its acknowledged commits had it then
     resumed: dict[str, str] = attrs.field(factory=dict)  # agent -> the step it resumed at
     commits: int = 0
+    acks: int = 0  # every acknowledged append, also one whose cursor was seen before
+    reused: list[tuple[str, int]] = attrs.field(factory=list)  # (mob, cursor) acknowledged twice
     batches_requests: int = 0
     batches: int = 0
     on_event: Callable[[str, MobEvent], None] = attrs.field(default=lambda mob, ev: None, repr=False)
@@ -190,7 +193,11 @@ class Ledger:
         return sum(len(v) for v in self.events.values())
 
     def event(self, mob: str, ev: MobEvent, agent: str | None = None) -> None:
-        self.events.setdefault(mob, {})[ev.cursor] = (ev.kind, ev.payload)
+        self.acks += 1
+        got = self.events.setdefault(mob, {})
+        if ev.cursor in got:  # the store handed out a cursor twice: one of the two is lost
+            self.reused.append((mob, ev.cursor))
+        got[ev.cursor] = (ev.kind, ev.payload)
         if agent is not None:
             self.agent_events[agent] = self.agent_events.get(agent, 0) + 1
         self.on_event(mob, ev)

@@ -92,10 +92,13 @@ async def verify(store: Store, ledger: Ledger) -> list[Check]:
             lost += sum(1 for c in acked if c not in by_cursor)
             wrong += sum(1 for c, kp in acked.items() if c in by_cursor and by_cursor[c] != kp)
             extra += sum(1 for c in by_cursor if c not in acked)
-        ok = lost == dup == wrong == extra == 0
+        # A cursor acknowledged twice (the store reused it) means an acknowledged event was
+        # overwritten: the cursor-keyed ledger alone would not show it.
+        reused = len(ledger.reused)
+        ok = lost == dup == wrong == extra == reused == 0
         if ok:
             return True, f"{ledger.acknowledged:,} events in {len(mobs)} mobs"
-        return False, f"{lost} missing, {dup} duplicated, {wrong} changed, {extra} never acknowledged"
+        return False, f"{lost} missing, {dup} duplicated, {wrong} changed, {extra} never acknowledged, {reused} cursors acknowledged twice"
 
     def cursors_increasing() -> tuple[bool, str]:
         bad = []
@@ -259,9 +262,15 @@ async def verify(store: Store, ledger: Ledger) -> list[Check]:
                     f"(all mobs): {ledger.projector_retries}")
 
     def midway_resume() -> tuple[bool, str]:
+        # Every cancelled agent resumed where its acknowledged commits had left it: what the
+        # store gave back after the reopen is what it had acknowledged before the close.
         stopped, resumed = set(ledger.stopped), set(ledger.resumed)
-        ok = bool(stopped) and stopped <= resumed
-        return ok, f"{len(stopped)} agents cancelled mid-step, {len(resumed)} resumed from the store"
+        moved = [a for a in stopped if ledger.resumed.get(a) != ledger.stopped_at.get(a)]
+        ok = bool(stopped) and stopped <= resumed and not moved
+        if moved:
+            a = sorted(moved)[0]
+            return False, f"{len(moved)} resumed elsewhere, e.g. {a}: stopped at {ledger.stopped_at.get(a)!r}, resumed at {ledger.resumed.get(a)!r}"
+        return ok, f"{len(stopped)} agents cancelled mid-step, {len(resumed)} resumed from the store where they stopped"
 
     return [
         _run("every acknowledged event present once, at its cursor", events_present),

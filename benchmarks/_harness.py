@@ -150,8 +150,23 @@ def _dumps(obj: Any, indent: int = 0) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _used(opts: dict[str, Any], results: Sequence[Result]) -> dict[str, Any]:
+    """``opts`` with each size the workload changed (``restart`` caps its workers at its
+    mobs) replaced by the value every result row reports having used."""
+    used = dict(opts)
+    for key, value in opts.items():
+        seen = {repr(r.settings[key]) for r in results if key in r.settings}
+        if len(seen) == 1 and all(key in r.settings for r in results):
+            actual = results[0].settings[key]
+            if actual != value:
+                used[key] = actual
+    return used
+
+
 def _points(results: Sequence[Result], workers: int) -> dict[str, tuple[int, float, float]]:
-    return {r.name: (workers, r.ops_per_s, r.p99_ms) for r in results}
+    # One line per system in the sweep and the plot: a workload's variant rows (cas's
+    # contended run) are reported in its tables, not plotted.
+    return {r.name: (workers, r.ops_per_s, r.p99_ms) for r in results if "variant" not in r.settings}
 
 
 def _sweep_table(series: dict[str, list[tuple[int, float, float]]]) -> str:
@@ -309,6 +324,7 @@ def _run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             t0 = time.perf_counter()
             results = w.run(opts, directory=args.dir, progress=progress)
             took = time.perf_counter() - t0
+            opts = _used(opts, results)
             progress.finish(f"done in {took:.1f} s")
             entry: dict[str, Any] = {"title": w.title, "options": opts, "seconds": round(took, 3),
                                      "results": [r.to_json() for r in results]}

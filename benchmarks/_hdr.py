@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-_SUB_BITS = 11  # 2,048 sub-buckets: 3 significant decimal digits
+_SUB_BITS = 11  # 1,024 sub-buckets per power of two from 2,048 ns: 3 significant digits
 _HALF = 1 << (_SUB_BITS - 1)
 _MAX_NS = 3_600 * 10**9  # 1 hour
 _NS = 1e9
@@ -65,15 +65,18 @@ class Histogram:
 
     def record_many(self, latencies_s: Iterable[float]) -> None:
         """Count many values (seconds) at once: the cheap way to fill a histogram."""
-        ns = [min(_MAX_NS, max(0, round(s * _NS))) for s in latencies_s]
+        ns = [max(0, round(s * _NS)) for s in latencies_s]
         if not ns:
             return
+        # min, max and the sum (for the mean) are exact; only the buckets clamp at 1 hour.
         lo, hi = min(ns), max(ns)
         self._min = lo if not self._n else min(self._min, lo)
         self._max = max(self._max, hi)
         self._n += len(ns)
         self._sum += sum(ns)
         counts = self._counts
+        if hi > _MAX_NS:
+            ns = [min(_MAX_NS, v) for v in ns]
         for i, c in Counter(map(_index, ns)).items():
             counts[i] = counts.get(i, 0) + c
 

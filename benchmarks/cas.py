@@ -181,7 +181,7 @@ async def _mobstore_contended(path: str, workers: int, ops: int, durability: str
                 cur = nxt
 
         seconds = await run_tasks(lambda _i: worker(), workers)
-    return Result.of("mobstore, contended", lat, seconds, variant="contended", workers=workers, ops=ops,
+    return Result.of("mobstore, contended", lat, seconds, variant="contended", scenario="contended", workers=workers, ops=ops,
                      durability=durability, retries=retries)
 
 
@@ -212,7 +212,7 @@ def _naive_contended(path: str, workers: int, ops: int, durability: str) -> Resu
     seconds = run_threads(worker, workers)
     return Result.of(
         "naive sqlite3 threads, contended", [x for w in lat for x in w], seconds,
-        variant="contended", workers=workers, ops=ops, durability=durability, retries=sum(retries),
+        variant="contended", scenario="contended", workers=workers, ops=ops, durability=durability, retries=sum(retries),
     )
 
 

@@ -31,6 +31,7 @@ kind. Measured in one run, on fresh files, in this order:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import tempfile
@@ -194,10 +195,14 @@ def _naive(path: str, workers: int, ops: int, mobs: int, mix: str, durability: s
                 ex("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", (mob, rid, json.dumps(_labels(i, j), sort_keys=True)))
             else:
                 session, inp = _session(i, j), str(uuid7())
+                # The digest, as the boundaries baseline and mobstore's SessionDelta compute it.
+                digest = hashlib.sha256(
+                    json.dumps(session["messages"], separators=(",", ":"), ensure_ascii=False).encode()
+                ).hexdigest()
                 (seq,) = ex("SELECT COALESCE(MAX(sequence) + 1, 0) FROM receipts WHERE runtime_id = ? AND run_id = ?",
                             (rt, my_run)).fetchone()
                 receipt = {"run_id": my_run, "boundary": "run_checkpoint", "contributing_input_ids": [inp],
-                           "message_count": len(session["messages"]), "sequence": seq}
+                           "conversation_digest": digest, "message_count": len(session["messages"]), "sequence": seq}
                 ex("INSERT INTO receipts VALUES (?, ?, ?, ?)", (rt, my_run, seq, json.dumps(receipt)))
                 ex("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (rt, json.dumps(session).encode()))
                 ex("INSERT OR REPLACE INTO input_states VALUES (?, ?, ?)",

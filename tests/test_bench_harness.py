@@ -62,9 +62,11 @@ def test_histogram_edges():
     assert (empty.count, empty.percentile(99), empty.max, empty.mean) == (0, 0.0, 0.0, 0.0)
     assert empty.merge(Histogram()).count == 0
     h = Histogram()
-    h.record(7200.0)  # beyond the range: counted as 1 hour
+    h.record(7200.0)  # beyond the range: its bucket is the 1 hour one; max and mean stay exact
     h.record(0.0015, count=3)
-    assert h.count == 4 and h.max == 3600.0 and h.percentile(50) == pytest.approx(0.0015, rel=1e-3)
+    assert h.count == 4 and h.max == 7200.0 and h.percentile(50) == pytest.approx(0.0015, rel=1e-3)
+    assert h.mean == pytest.approx((7200.0 + 3 * 0.0015) / 4)
+    assert h.percentile(99.9) == pytest.approx(3600.0, rel=1e-3)
 
 
 # -- results and the table -----------------------------------------------------------------
@@ -281,9 +283,8 @@ def test_bench_cli_default_suite_tiny(tmp_path, capsys):
 
 
 def test_bench_cli_passes_workload_options(tmp_path, capsys):
-    """`-o KEY=VALUE` reaches the workload's run(): cas with its contended rows."""
-    if not _registry.get("cas").available():
-        pytest.skip("benchmarks/cas.py not written yet")
+    """`-o KEY=VALUE` reaches the workload's run(): cas with its contended rows, whose
+    ratios compare them with each other (not with the uncontended mobstore row)."""
     js = tmp_path / "r.json"
     rc = main(["bench", "cas", "--workers", "2", "--ops", "3", "-o", "contended=true", "-o", "contended-ops=2",
                "--durability", "normal", "--dir", str(tmp_path), "--json", str(js), "--quiet"])
@@ -291,6 +292,9 @@ def test_bench_cli_passes_workload_options(tmp_path, capsys):
     entry = json.loads(js.read_text())["workloads"]["cas"]
     assert entry["options"]["contended"] is True and entry["options"]["contended_ops"] == 2
     assert len(entry["results"]) == 5 and entry["results"][0]["name"] == "mobstore"
+    assert entry["ratios"]["naive sqlite3 threads, contended"]["reference"] == "mobstore, contended"
+    assert entry["ratios"]["naive sqlite3 threads"]["reference"] == "mobstore"
+    assert "mobstore, contended" not in entry["ratios"]
 
 
 @pytest.mark.parametrize("flag, used", [("on", True), ("off", False)])
@@ -403,3 +407,16 @@ def test_bench_subscribers_backlog_below_one_batch(tmp_path, capsys):
     assert rc == 0
     rows = json.loads(js.read_text())["workloads"]["subscribers"]["results"]
     assert [r["ops"] for r in rows[1:]] == [10, 10]
+
+
+def test_json_options_are_the_sizes_actually_used(tmp_path, capsys):
+    """restart caps its workers at its mobs; the JSON's options (and the header line) say
+    what ran, not what was asked."""
+    js = tmp_path / "r.json"
+    rc = main(["bench", "restart", "--workers", "3", "--mobs", "2", "-o", "events=5", "-o", "reopens=1", "--ops", "2",
+               "--durability", "normal", "--dir", str(tmp_path), "--json", str(js), "--quiet"])
+    assert rc == 0
+    entry = json.loads(js.read_text())["workloads"]["restart"]
+    assert entry["options"]["workers"] == 2
+    assert {r["settings"]["workers"] for r in entry["results"] if "workers" in r["settings"]} == {2}
+    assert "workers=2" in capsys.readouterr().out

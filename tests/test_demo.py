@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import sqlite3
+from datetime import datetime, timezone
 
 import attrs
 import pytest
@@ -126,6 +127,20 @@ def test_doctored_ledger_fails_the_matching_checks(demo_run):
     }
 
 
+def test_a_cursor_acknowledged_twice_fails_the_events_check(demo_run):
+    """If the store handed out one cursor twice, the cursor-keyed ledger would merge the two
+    acknowledgements (one acknowledged event lost without a trace): the ledger notes the
+    reuse and the events check fails."""
+    from mobstore.actors import MobEvent
+
+    path, report = demo_run
+    ledger = copy.deepcopy(report.ledger)
+    kind, payload = ledger.events["mob-1"][3]
+    ledger.event("mob-1", MobEvent(3, datetime.now(timezone.utc), "mob-1", kind, payload))
+    assert ledger.reused == [("mob-1", 3)]
+    assert _failed(_verify(path, ledger)) == {"every acknowledged event present once, at its cursor"}
+
+
 def test_unreadable_store_fails_checks_instead_of_raising(demo_run):
     """A value the store cannot decode makes the checks that read it fail, with the error."""
     path, report = demo_run
@@ -156,3 +171,14 @@ def test_report_without_checks_is_not_a_pass():
     names = {f.name for f in attrs.fields(DemoReport)}
     assert {"path", "acknowledged", "restarts", "crashed_requests", "checks", "ledger"} <= names
     assert not DemoReport("x").ok  # no checks run: not a pass
+
+
+def test_an_agent_resumed_elsewhere_fails_the_midway_check(demo_run):
+    """The midway check compares where each cancelled agent's acknowledged commits had left
+    it with where the store resumed it (it used to check only that it resumed at all)."""
+    path, report = demo_run
+    ledger = copy.deepcopy(report.ledger)
+    assert ledger.stopped and set(ledger.stopped_at) == set(ledger.stopped)
+    agent = sorted(ledger.stopped)[0]
+    ledger.stopped_at[agent] = "iteration 99, loop idle"
+    assert _failed(_verify(path, ledger)) == {"agents stopped midway resumed from the store"}
