@@ -147,16 +147,15 @@ class Subscription:
         # from the page in hand (API.md's rule), on purpose: that yield cost ~4 µs per event
         # and cut catch-up from ~380k to ~150k events/s (docs/architecture.md). Cancelled
         # here, nothing was taken from the page.
+        self._burst += 1
         if self._page:
-            self._burst += 1
             if self._burst < YIELD_EVERY:
                 await trio.lowlevel.checkpoint_if_cancelled()
             else:
                 self._burst = 0
                 await trio.lowlevel.checkpoint()
         else:
-            self._burst = 0
-            await self._fill()
+            await self._fill()  # a read or a wait yields; a page from memory is a cancel point
         ev = self._page.popleft()
         self.cursor = ev.cursor
         return ev
@@ -179,7 +178,8 @@ class Subscription:
             if page is None:
                 page = await store._read(_events.poll, mob, self.cursor, PAGE)
             elif page:
-                await trio.lowlevel.checkpoint()  # served from memory: still a checkpoint
+                # Served from memory: a cancel point; __anext__ yields every YIELD_EVERY events.
+                await trio.lowlevel.checkpoint_if_cancelled()
             if page:
                 self._page = deque(page)
                 return

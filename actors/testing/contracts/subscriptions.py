@@ -226,9 +226,9 @@ class SubscriptionContract:
         assert done == [3]
 
     async def test_every_next_is_a_cancel_point_and_yields_regularly(self, store):
-        """Reading a page, waiting, and an event served from memory are full checkpoints;
-        events from the page in hand are each a cancel point and the iterator yields to the
-        scheduler at least every YIELD_EVERY of them (a deliberate deviation from "every
+        """Reading a page and waiting are full checkpoints; every other event (from the
+        page in hand or from memory) is a cancel point, and the iterator yields to the
+        scheduler at least every YIELD_EVERY events (a deliberate deviation from "every
         async call is a checkpoint", docs/architecture.md); a wait_cursor that has nothing
         to wait for is a checkpoint."""
         from mobstore.actors._tail import YIELD_EVERY
@@ -248,9 +248,15 @@ class SubscriptionContract:
         assert scope.cancelled_caught
         assert (await it.__anext__()).cursor == 2 * YIELD_EVERY + 2  # nothing was taken
         live = store.mob("m").events.subscribe(after_cursor=3 * YIELD_EVERY).__aiter__()
-        await log.append(_ev())  # served from the tail in memory
-        with trio.testing.assert_checkpoints():
+        await log.append(_ev())
+        with trio.testing.assert_checkpoints():  # the first call reads the durable head
             assert (await live.__anext__()).cursor == 3 * YIELD_EVERY + 1
+        await log.append(_ev())  # now served from the tail in memory: a cancel point
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await live.__anext__()
+        assert scope.cancelled_caught
+        assert (await live.__anext__()).cursor == 3 * YIELD_EVERY + 2
         with trio.testing.assert_checkpoints():
             await log.wait_cursor(2)
 
