@@ -243,8 +243,9 @@ async def test_after_a_committer_crash_every_call_is_store_closed(monkeypatch):
     seen: list[object] = []
 
     async def later_caller(store):
-        while (s := store.mob("m").statistics()) is None or s.state != "stopped":
-            await trio.sleep(0)
+        await store._supervisor.get("mob:m").finished.wait()  # the actor's task has ended
+        s = store.mob("m").statistics()
+        assert s.state == "stopped"
         seen.append(s)
         for mob in ("m", "new"):
             with pytest.raises(StoreClosed):
