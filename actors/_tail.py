@@ -131,7 +131,7 @@ class Subscription:
         self._mob_id = mob_id
         self.cursor = check_count(after_cursor, "after_cursor")
         self._page: deque[MobEvent] = deque()
-        self._burst = 0  # events handed over from the page in hand since the last yield
+        self._burst = 0  # events handed over since the last yield to the scheduler
         self._tail: Tail | None = None
         self._stale: StaleCursor | None = None
         #: Called each time the subscription has read everything committed and waits.

@@ -113,7 +113,7 @@ class Fault:
     nth: int = attrs.field(validator=attrs.validators.ge(0))
     error: str = attrs.field(default="ioerr", validator=attrs.validators.in_(ERRORS))
     persistent: bool = False
-    files: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: _check_files(v))
+    files: tuple[str, ...] | None = attrs.field(default=None, converter=_check_files)
 
     def exception(self) -> apsw.Error:
         """The apsw exception this fault raises into SQLite."""
