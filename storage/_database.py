@@ -361,33 +361,44 @@ class Database:
         except apsw.Error as exc:
             self._fail(units, translate(exc, writing=True))
             return True
-        if not isolated:
-            try:
-                _apply_coalesced(tx, units)
-            except Exception:  # noqa: BLE001 - replayed unit by unit, isolated
-                if not conn.getautocommit():
+        try:
+            if not isolated:
+                try:
+                    _apply_coalesced(tx, units)
+                except Exception:  # noqa: BLE001 - replayed unit by unit, isolated
+                    if not conn.getautocommit():
+                        conn.execute("ROLLBACK")
+                    return False
+            else:
+                for u in units:
+                    conn.execute("SAVEPOINT unit")
+                    try:
+                        u.results = [c.apply(tx) for c in u.commands]
+                    except Exception as exc:  # noqa: BLE001 - every failure is reported to its caller
+                        u.results, u.error = None, translate(exc, writing=True)
+                        if conn.getautocommit():
+                            # An I/O error made SQLite roll back the whole transaction: the
+                            # units before this one are gone too.
+                            self._fail(units, u.error)
+                            return True
+                        conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+        except apsw.Error as exc:
+            # One of our own statements (ROLLBACK, SAVEPOINT, RELEASE...) failed: the disk. The
+            # transaction is abandoned whole; nobody is told "applied" (results set by the
+            # optimistic pass are cleared by _fail).
+            if not conn.getautocommit():
+                with contextlib.suppress(apsw.Error):
                     conn.execute("ROLLBACK")
-                return False
-            units = ()
-        for u in units:
-            conn.execute("SAVEPOINT unit")
-            try:
-                u.results = [c.apply(tx) for c in u.commands]
-            except Exception as exc:  # noqa: BLE001 - every failure is reported to its caller
-                u.results, u.error = None, translate(exc, writing=True)
-                if conn.getautocommit():
-                    # An I/O error made SQLite roll back the whole transaction: the units
-                    # before this one are gone too.
-                    self._fail(units, u.error)
-                    return True
-                conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
+            self._fail(units, translate(exc, writing=True))
+            return True
         try:
             conn.execute("COMMIT")
         except apsw.Error as exc:
             # The COMMIT itself failed (typically its fsync): the frames may already be in the
             # WAL, so the outcome is in doubt, not "nothing applied" (a crash before the next
-            # commit lets recovery replay them). Say so.
+            # commit lets recovery replay them). Say so, to every unit of the batch (the
+            # optimistic pass included: each of them holds results it must not report).
             err = CommitInDoubt(
                 f"the disk failed while this commit was being made durable ({_describe(exc)}); "
                 "it is not visible now but may still be stored after a crash: read back before retrying"

@@ -153,3 +153,76 @@ def test_an_io_error_inside_a_statement_fails_every_unit_of_the_batch(tmp_path):
     finally:
         db.close()
         vfs.close()
+
+
+class _Put:
+    """A command inserting one event (``fail``: then raising, as a bad command would)."""
+
+    def __init__(self, key, fail=False, pad=0):
+        self.key, self.fail, self.pad = key, fail, pad
+
+    def apply(self, tx):
+        tx.execute("INSERT INTO mob_events VALUES (?, 1, 0, 'k', ?)", (self.key, "x" * self.pad))
+        if self.fail:
+            raise ValueError("a bad command")
+        return self.key
+
+
+class _Unit:
+    def __init__(self, *commands):
+        self.commands, self.results, self.error = commands, None, None
+
+
+def _stored(db):
+    return db.read(lambda c: c.execute("SELECT mob_id FROM mob_events ORDER BY mob_id").fetchall())
+
+
+def test_a_failed_commit_of_an_optimistic_batch_is_in_doubt_for_every_unit(tmp_path):
+    """The WAL's fsync fails at the COMMIT of a batch of several units (the optimistic path,
+    no savepoints): every unit is CommitInDoubt, none is reported applied. (Every unit used
+    to keep its results, error None: the callers were told their writes were durable, and
+    after a reopen they were gone.)"""
+    from mobstore.actors.testing import Fault, FaultVFS
+    from mobstore.storage import CommitInDoubt, Database
+
+    with FaultVFS() as vfs:
+        db = Database.open(str(tmp_path / "s.db"), vfs=vfs.vfs_name)
+        try:
+            units = [_Unit(_Put("a")), _Unit(_Put("b"))]
+            vfs.reset()
+            vfs.arm(Fault("sync", 0, files=("wal",)))
+            db.apply(units)
+            vfs.clear()
+            assert vfs.fired
+            assert all(u.results is None and isinstance(u.error, CommitInDoubt) for u in units)
+            assert _stored(db) == []
+        finally:
+            db.close()
+
+
+def test_a_failed_rollback_or_savepoint_fails_the_batch_typed(tmp_path):
+    """A unit raises, so the optimistic batch is rolled back, and that ROLLBACK meets a read
+    error: every unit is WriteFailed, nothing is stored, the writer is out of its
+    transaction, and the next batch commits. (A bare apsw.IOError used to escape
+    Database.apply, which the committer takes for its own crash, with units unanswered.)"""
+    from mobstore.actors.testing import Fault, FaultVFS
+    from mobstore.storage import Database, WriteFailed
+
+    with FaultVFS() as vfs:
+        db = Database.open(str(tmp_path / "s.db"), vfs=vfs.vfs_name)
+        try:
+            units = [_Unit(_Put(f"k{i}", fail=i == 1, pad=3000)) for i in range(4)]
+            vfs.reset()
+            vfs.arm(Fault("read", 0))
+            db.apply(units)
+            vfs.clear()
+            assert vfs.fired
+            assert all(u.results is None and isinstance(u.error, WriteFailed) for u in units)
+            with db.writer() as conn:
+                assert conn.getautocommit()
+            assert _stored(db) == []
+            after = [_Unit(_Put("x")), _Unit(_Put("y"))]
+            db.apply(after)
+            assert [u.results for u in after] == [["x"], ["y"]] and _stored(db) == [("x",), ("y",)]
+        finally:
+            db.close()
