@@ -192,6 +192,7 @@ class Database:
         self.clock = clock
         self._writer = writer
         self._writer_lock = threading.Lock()
+        self._close_lock = threading.Lock()  # one closer at a time; the others wait for it
         self._tx = Transaction(writer, clock)
         # A pool of (connection, lock); the in-memory reader is the writer with its lock.
         self._readers: queue.SimpleQueue[tuple[apsw.Connection, threading.Lock]] = queue.SimpleQueue()
@@ -201,6 +202,7 @@ class Database:
         self._all = {id(c): c for c in [writer, *readers]}
         self._lock_fd = lock_fd
         self._closed = False
+        self._released = False  # connections closed and the owner lock let go
         # File stores checkpoint the WAL after a commit's callers are answered, not inside
         # that COMMIT (see ``_checkpoint``); an in-memory store has no WAL.
         self._checkpointer: _checkpoint.Checkpointer | None = None
@@ -228,7 +230,8 @@ class Database:
         it was built (``wal_batching=False`` turns that off; see ``_wal_batching``).
 
         Raises:
-            InvalidInput: bad durability, readers, page_size, wal_batching or clock.
+            InvalidInput: bad durability, readers, page_size, wal_batching or clock, or the
+                WAL batching shim named as ``vfs`` with ``durability="normal"``.
             StoreLocked: another open store owns the file.
             IncompatibleStore: a foreign file, or one written by a newer schema (untouched).
             StoreIOError: the file cannot be opened.
@@ -243,6 +246,10 @@ class Database:
             raise InvalidInput("wal_batching", f"must be True or False, got {wal_batching!r}")
         if clock is not None and not callable(clock):
             raise InvalidInput("clock", f"must be a callable returning a UTC datetime, or None; got {type(clock).__name__}")
+        if durability != "full" and _wal_batching.is_shim(vfs):
+            # Without xSync before a commit is published, other connections could read WAL
+            # bytes still in the shim's buffer (see storage/_walbatch.c).
+            raise InvalidInput("vfs", f"{vfs!r} is the WAL batching shim, which is safe only with durability='full'")
         clock = clock or utc_now
         if path is None:
             writer = _connect(":memory:", durability, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
@@ -453,21 +460,24 @@ class Database:
     # -- lifetime ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection and release the file. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        # Wait for reads in flight: take every reader out of the pool, then the writer.
-        held = [self._readers.get() for _ in range(self._n_readers)]
-        for entry in held:
-            self._readers.put(entry)
-        with self._writer_lock:
-            for c in self._all.values():
-                with contextlib.suppress(apsw.Error):
-                    c.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        """Close every connection and release the file. Idempotent: every caller returns
+        only once the file is released (a second closer waits for the first)."""
+        with self._close_lock:
+            if self._released:
+                return
+            self._closed = True  # new reads and writes are refused from here on
+            # Wait for reads in flight: take every reader out of the pool, then the writer.
+            held = [self._readers.get() for _ in range(self._n_readers)]
+            for entry in held:
+                self._readers.put(entry)
+            with self._writer_lock:
+                for c in self._all.values():
+                    with contextlib.suppress(apsw.Error):
+                        c.close()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+            self._released = True
 
     @property
     def closed(self) -> bool:

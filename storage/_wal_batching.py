@@ -28,6 +28,7 @@ _lock = threading.Lock()
 _loaded: bool | None = None  # None: not tried yet
 _reason = ""
 _enabled = True
+_stacked: set[str] = set()  # VFS names stack() registered
 
 
 def _load() -> None:
@@ -92,6 +93,12 @@ def stack(name: str, base: str) -> None:
     from . import _walbatch  # type: ignore[attr-defined]
 
     _walbatch.stack(name, base)
+    _stacked.add(name)
+
+
+def is_shim(name: str | None) -> bool:
+    """True if ``name`` is the shim's VFS or one :func:`stack` registered."""
+    return name == VFS_NAME or name in _stacked
 
 
 def unstack(name: str) -> None:
@@ -101,6 +108,7 @@ def unstack(name: str) -> None:
     from . import _walbatch  # type: ignore[attr-defined]
 
     _walbatch.unstack(name)
+    _stacked.discard(name)
 
 
 def status() -> str:

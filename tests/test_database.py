@@ -215,3 +215,46 @@ class TestOpen:
             Database.open(tmp_path / "file.txt" / "s.db")
         with pytest.raises(StoreIOError, match="cannot open store"):
             Database.open("/proc/no-such-dir/s.db")
+
+
+def test_a_second_close_waits_for_the_first(tmp_path):
+    """close() while another close() waits for a read in flight returns only once the file
+    is released (it used to return at once, with the connections open and the owner lock
+    held: a reopen then got StoreLocked)."""
+    import threading
+
+    path = tmp_path / "s.db"
+    db = Database.open(path)
+    reading, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_read(conn):
+        reading.set()
+        release.wait()
+        order.append("read done")
+        return 1
+
+    reader = threading.Thread(target=db.read, args=(slow_read,))
+    reader.start()
+    reading.wait()
+    pool, first_waiting = db._readers, threading.Event()
+
+    class Pool:  # tells when the first closer has started to drain the reader pool
+        def get(self):
+            first_waiting.set()
+            return pool.get()
+
+        def put(self, entry):
+            pool.put(entry)
+
+    db._readers = Pool()
+    first = threading.Thread(target=db.close)
+    first.start()
+    first_waiting.wait()
+    second = threading.Thread(target=lambda: (db.close(), order.append("second close returned")))
+    second.start()
+    release.set()
+    for t in (reader, first, second):
+        t.join()
+    assert order == ["read done", "second close returned"]
+    Database.open(path).close()  # the file was released

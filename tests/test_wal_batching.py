@@ -329,3 +329,30 @@ def test_the_shim_stacks_over_another_vfs(tmp_path):
         if "counting-walbatch" in apsw.vfs_names():
             _wal_batching.unstack("counting-walbatch")
         base.unregister()
+
+
+def test_the_shim_is_refused_below_full_durability(tmp_path):
+    """The shim is safe only when every commit is synced before it is published: a store
+    opened on it (or on a stacked instance) at durability="normal" is InvalidInput, and the
+    kit's power-loss runs refuse wal_batching at normal. (Such a store used to fail to open,
+    or could let a reader see WAL bytes still in the buffer.)"""
+    from mobstore.actors.testing import count_io, power_loss_once
+    from mobstore.storage import InvalidInput, _wal_batching
+    from mobstore.storage._database import Database
+
+    if _wal_batching.status() != "active":
+        pytest.skip("the C extension is not built here")
+    with pytest.raises(InvalidInput, match="durability='full'"):
+        Database.open(str(tmp_path / "a.db"), durability="normal", vfs=_wal_batching.VFS_NAME)
+    _wal_batching.stack("mobstore-test-stacked", "unix")
+    try:
+        with pytest.raises(InvalidInput, match="durability='full'"):
+            Database.open(str(tmp_path / "b.db"), durability="normal", vfs="mobstore-test-stacked")
+        Database.open(str(tmp_path / "c.db"), durability="full", vfs="mobstore-test-stacked").close()
+    finally:
+        _wal_batching.unstack("mobstore-test-stacked")
+    assert not _wal_batching.is_shim("mobstore-test-stacked")
+    for call in (lambda: power_loss_once(tmp_path / "d.db", crash_at=None, durability="normal", wal_batching=True),
+                 lambda: count_io(tmp_path / "e.db", durability="normal", wal_batching=True)):
+        with pytest.raises(ValueError, match="durability='full'"):
+            call()

@@ -278,6 +278,8 @@ def count_io(
     """Run the scripted workload on a fresh ``path`` through the power-loss VFS without a
     crash; return ``{"syncs": n, "writes": m}`` it saw (from registration to close).
     ``wal_batching`` and ``checkpoint_frames`` as in :func:`power_loss_once`."""
+    if wal_batching and durability != "full":
+        raise ValueError("wal_batching needs durability='full' (the shim is only safe when every commit is synced)")
     cfg = {"path": os.fspath(path), "seed": seed, "durability": durability, "mode": "script", "ops": ops,
            "power_loss": {"crash_at": None, "wal_batching": wal_batching}, "checkpoint_frames": checkpoint_frames}
     child = run_child(cfg)
@@ -305,6 +307,8 @@ def power_loss_once(
     commit, and the cut keeps, drops or garbles that write as a whole. ``checkpoint_frames``
     makes the store checkpoint its WAL that often (in frames; 1,000 by default), so that a
     short script cuts the power in and around checkpoints too."""
+    if wal_batching and durability != "full":
+        raise ValueError("wal_batching needs durability='full' (the shim is only safe when every commit is synced)")
     started = time.monotonic()
     if prepare:
         Database.open(path).close()
