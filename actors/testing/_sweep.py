@@ -241,6 +241,11 @@ def scripted_steps() -> list[Step]:
     steps = [
         Step("append", lambda s: s.mob("m").events.append(_ev("a", i=1)), m),
         Step("append_batch", lambda s: s.mob("m").events.append_batch([_ev("b", i=2), _ev("b", i=3)]), m),
+        # Two callers at once: the actor hands both over as one group, so the batch holds two
+        # requests and takes the optimistic path (no savepoints). Identical events, so the
+        # order the two land in does not change the final state.
+        Step("two appends at once", lambda s: _at_once(s.mob("m").events.append(_ev("twin")),
+                                                       s.mob("m").events.append(_ev("twin"))), m),
         Step("put_spec", lambda s: s.mob("m").spec.put_spec({"v": 1}, revision=0), m),
         Step("commit(spec+append)", lambda s: s.mob("m").commit(
             s.mob("m").cmd.put_spec({"v": 2}, revision=1), s.mob("m").cmd.append(_ev("spec", rev=2))), m),
@@ -256,6 +261,25 @@ def scripted_steps() -> list[Step]:
         Step("append after all", lambda s: s.mob("m").events.append(_ev("z")), m),
     ]
     return steps
+
+
+async def _at_once(*calls: Awaitable[Any]) -> list[Any]:
+    """Await ``calls`` concurrently; re-raise the first error (a StoreIOError as itself)."""
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    async def one(i: int, call: Awaitable[Any]) -> None:
+        try:
+            results[i] = await call
+        except Exception as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for i, call in enumerate(calls):
+            nursery.start_soon(one, i, call)
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _read_all(conn: Any) -> tuple[Any, ...]:
