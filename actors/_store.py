@@ -247,8 +247,7 @@ class Store:
         self._closed = True
         await self._supervisor.aclose()
         self._committer.close()
-        for tail in self._tails.values():
-            tail.close()
+        self._stopped()
 
 
 _TUNING = {f.name for f in attrs.fields(SupervisorConfig)}

@@ -154,12 +154,10 @@ def _used(opts: dict[str, Any], results: Sequence[Result]) -> dict[str, Any]:
     """``opts`` with each size the workload changed (``restart`` caps its workers at its
     mobs) replaced by the value every result row reports having used."""
     used = dict(opts)
-    for key, value in opts.items():
-        seen = {repr(r.settings[key]) for r in results if key in r.settings}
-        if len(seen) == 1 and all(key in r.settings for r in results):
-            actual = results[0].settings[key]
-            if actual != value:
-                used[key] = actual
+    for key in opts:
+        values = [r.settings.get(key, used) for r in results]  # `used`: a row without it
+        if values and values[0] is not used and all(v == values[0] for v in values):
+            used[key] = values[0]
     return used
 
 

@@ -9,6 +9,8 @@ system under test (mobstore) first and the baselines after it; :func:`table` and
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -123,6 +125,12 @@ def naive_create(path: str, schema: str) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.executescript(schema)
     return con
+
+
+def naive_digest(messages: list) -> str:
+    """The conversation digest a naive program computes (the formula mobstore's
+    ``SessionDelta`` uses): SHA-256 of the messages' compact JSON."""
+    return hashlib.sha256(json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
 def naive_connect(path: str, durability: str) -> sqlite3.Connection:

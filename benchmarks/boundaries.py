@@ -19,7 +19,6 @@ Each reports throughput and per-boundary latency (median, p99, max), then the ra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import time
@@ -32,7 +31,7 @@ import trio
 
 from mobstore.actors import InputState, SessionDelta, open_store, uuid7
 
-from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, naive_digest, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 200, "runtimes": 16, "inputs": 2, "messages": 8, "durability": "full"}
 _T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -97,7 +96,7 @@ def _naive(path: str, workers: int, ops: int, runtimes: int, inputs: int, messag
             t = time.perf_counter()
             session = _session(i, j, messages)
             snapshot = json.dumps(session, separators=(",", ":")).encode()
-            digest = hashlib.sha256(json.dumps(session["messages"], separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+            digest = naive_digest(session["messages"])
             ids = [uuid7() for _ in range(inputs)]
             con.execute("BEGIN IMMEDIATE")
             (seq,) = con.execute(

@@ -31,7 +31,6 @@ kind. Measured in one run, on fresh files, in this order:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import tempfile
@@ -56,7 +55,7 @@ from mobstore.actors import (
     uuid7,
 )
 
-from ._stats import Result, naive_connect, naive_create, run_systems, run_tasks, run_threads, table
+from ._stats import Result, naive_connect, naive_create, naive_digest, run_systems, run_tasks, run_threads, table
 
 DEFAULTS = {"workers": 64, "ops": 300, "mobs": 16, "mix": "append:60,cas:20,label:10,boundary:5,poll:5",
             "durability": "full"}
@@ -195,10 +194,7 @@ def _naive(path: str, workers: int, ops: int, mobs: int, mix: str, durability: s
                 ex("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", (mob, rid, json.dumps(_labels(i, j), sort_keys=True)))
             else:
                 session, inp = _session(i, j), str(uuid7())
-                # The digest, as the boundaries baseline and mobstore's SessionDelta compute it.
-                digest = hashlib.sha256(
-                    json.dumps(session["messages"], separators=(",", ":"), ensure_ascii=False).encode()
-                ).hexdigest()
+                digest = naive_digest(session["messages"])  # as the boundaries baseline does
                 (seq,) = ex("SELECT COALESCE(MAX(sequence) + 1, 0) FROM receipts WHERE runtime_id = ? AND run_id = ?",
                             (rt, my_run)).fetchone()
                 receipt = {"run_id": my_run, "boundary": "run_checkpoint", "contributing_input_ids": [inp],

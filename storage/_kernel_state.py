@@ -273,9 +273,9 @@ class KernelState:
             state = cls.from_json(obj)
         except RecursionError:  # written by something else: this store refuses such depth
             raise InvalidInput("kernel state", f"is nested deeper than {MAX_DEPTH} levels") from None
-        except ValueError as exc:
-            if isinstance(exc, InvalidInput):
-                raise
+        except InvalidInput:
+            raise
+        except ValueError as exc:  # json.loads
             raise InvalidInput("kernel state", f"is not JSON ({exc})") from None
         _SET_CANON(state, text)
         return state
